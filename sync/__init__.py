@@ -1,0 +1,1 @@
+"""Coconut <-> Microsoft 365 calendar sync: the product code (pure core plus adapters)."""
