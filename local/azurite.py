@@ -86,15 +86,22 @@ class Azurite:
             str(self.table_port),
         ]
         if self.data_dir is None:
-            args += ["--inMemoryPersistence", "--location", self._log_dir.name]
+            args += ["--inMemoryPersistence"]
         else:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             args += ["--location", str(self.data_dir)]
         log = open(Path(self._log_dir.name) / "azurite.log", "wb")  # noqa: SIM115 - lives with the process
         self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         for port in (self.blob_port, self.queue_port, self.table_port):
+            if self._process.poll() is not None:
+                raise RuntimeError(f"azurite exited: {self.log_text()}")
             wait_for_port(port)
         return self
+
+    def log_text(self) -> str:
+        if self._log_dir is None:
+            return ""
+        return (Path(self._log_dir.name) / "azurite.log").read_text(errors="replace")[-2000:]
 
     def stop(self) -> None:
         if self._process is not None:

@@ -10,7 +10,8 @@ from typing import Final
 STAFF_SYNC_QUEUE: Final = "staff-sync"
 STAFF_SYNC_POISON_QUEUE: Final = f"{STAFF_SYNC_QUEUE}-poison"
 
-# Desired state of each Coconut appointment/absence, highest revision wins (PartitionKey = item key).
+# Desired state of each Coconut appointment/absence; the highest revision wins.
+# (PartitionKey = item key.)
 ITEMS_TABLE: Final = "items"
 # Per staff member: which items they should have and the Graph event each one maps to
 # (PartitionKey = staff id, so one reconcile reads one partition).

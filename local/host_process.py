@@ -1,0 +1,102 @@
+"""Start `python -m local.host` as a child process (for the demo, tests and benchmarks)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from local.azurite import REPO_ROOT, free_port
+
+
+@dataclass
+class HostProcess:
+    """The local Functions host running a function app from `script_root`."""
+
+    env: Mapping[str, str]
+    script_root: Path = REPO_ROOT
+    port: int = field(default_factory=free_port)
+    log_path: Path | None = None
+    extra_args: tuple[str, ...] = ()
+    _process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> HostProcess:
+        environment = {**os.environ, **self.env}
+        environment["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
+        )
+        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+        self._process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "local.host",
+                "--port",
+                str(self.port),
+                "--script-root",
+                str(self.script_root),
+                *self.extra_args,
+            ],
+            cwd=self.script_root,
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT if self.log_path else subprocess.PIPE,
+        )
+        self.wait_healthy(timeout)
+        return self
+
+    def wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process is not None and self._process.poll() is not None:
+                raise RuntimeError(f"local host exited with code {self._process.returncode}")
+            try:
+                if httpx.get(f"{self.base_url}/api/health", timeout=1.0).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError("local host did not become healthy")
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """Stop with SIGTERM as an operator would; the exit code."""
+        if self._process is None:
+            return 0
+        self._process.send_signal(signal.SIGTERM)
+        try:
+            code = self._process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = self._process.wait()
+        self._process = None
+        return code
+
+    def kill(self) -> None:
+        """Kill without warning (a crash)."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+            self._process = None
+
+    def __enter__(self) -> HostProcess:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

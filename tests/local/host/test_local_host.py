@@ -1,0 +1,193 @@
+"""The local host runs a function app like the Functions host: HTTP, timers, queues, poison."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from azure.storage.queue import QueueClient
+
+from local.azurite import REPO_ROOT, Azurite
+from local.host_process import HostProcess
+
+pytestmark = pytest.mark.integration
+
+SAMPLE_APP = Path(__file__).parent / "sample_app"
+REQUIRED = {
+    "COCONUT_API_BASE_URL": "http://127.0.0.1:9/api/v2",
+    "COCONUT_API_KEY": "test-key",
+    "COCONUT_WEBHOOK_SECRET": "test-secret",
+    "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0",
+    "GRAPH_AUTH": "none",
+}
+
+
+@pytest.fixture(scope="module")
+def events_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("sample") / "events.jsonl"
+
+
+@pytest.fixture(scope="module")
+def host(azurite: Azurite, events_file: Path) -> Iterator[HostProcess]:
+    env = {
+        **REQUIRED,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SAMPLE_EVENTS_FILE": str(events_file),
+        "SAMPLE_TIMER": "*/2 * * * * *",
+    }
+    process = HostProcess(env=env, script_root=SAMPLE_APP).start()
+    yield process
+    assert process.stop() == 0, "the host stops cleanly on SIGTERM"
+
+
+def read_events(path: Path) -> list[dict[str, object]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+def queue(azurite: Azurite, name: str) -> QueueClient:
+    client = QueueClient.from_connection_string(azurite.connection_string, name)
+    if name not in {q.name for q in _service(azurite).list_queues()}:
+        client.create_queue()
+    return client
+
+
+def _service(azurite: Azurite):  # type: ignore[no-untyped-def]
+    from azure.storage.queue import QueueServiceClient
+
+    return QueueServiceClient.from_connection_string(azurite.connection_string)
+
+
+def send_base64(client: QueueClient, text: str) -> None:
+    client.send_message(base64.b64encode(text.encode()).decode())
+
+
+def test_health_answers_once_triggers_run(host: HostProcess) -> None:
+    response = httpx.get(f"{host.base_url}/api/health")
+    assert response.status_code == 200
+
+
+def test_http_route_answers_with_route_and_query_parameters(host: HostProcess) -> None:
+    response = httpx.get(f"{host.base_url}/api/hello/world", params={"q": "x"})
+    assert response.status_code == 200
+    assert response.json() == {"hello": "world", "q": "x"}
+
+
+def test_async_http_function_gets_the_raw_body(host: HostProcess) -> None:
+    body = bytes(range(256))
+    response = httpx.post(f"{host.base_url}/api/echo", content=body)
+    assert response.status_code == 201
+    assert response.content == body
+
+
+def test_unknown_route_and_wrong_method(host: HostProcess) -> None:
+    assert httpx.get(f"{host.base_url}/api/nowhere").status_code == 404
+    assert httpx.delete(f"{host.base_url}/api/hello/world").status_code == 405
+
+
+def test_timer_fires_on_a_seconds_schedule(host: HostProcess, events_file: Path) -> None:
+    def ticks() -> int:
+        return sum(1 for e in read_events(events_file) if e["function"] == "tick")
+
+    before = ticks()
+    wait_until(lambda: ticks() >= before + 2, timeout=10)
+
+
+def test_queue_message_is_processed_and_output_binding_written(
+    host: HostProcess, azurite: Azurite, events_file: Path
+) -> None:
+    send_base64(queue(azurite, "work"), "hello")
+    done = queue(azurite, "done")
+    received: list[str] = []
+
+    def arrived() -> bool:
+        received.extend(base64.b64decode(m.content).decode() for m in done.receive_messages())
+        return "done:hello" in received
+
+    wait_until(arrived)
+    processed = [e for e in read_events(events_file) if e.get("body") == "hello"]
+    assert processed == [{"function": "work", "body": "hello", "dequeue_count": 1}]
+    assert queue(azurite, "work").peek_messages() == []
+
+
+def test_failing_message_goes_to_poison_after_max_dequeue_count(
+    host: HostProcess, azurite: Azurite, events_file: Path
+) -> None:
+    send_base64(queue(azurite, "work"), "fail")
+    poison = queue(azurite, "work-poison")
+    wait_until(lambda: len(poison.peek_messages()) == 1)
+    attempts = [e["dequeue_count"] for e in read_events(events_file) if e.get("body") == "fail"]
+    assert attempts == [1, 2, 3], "maxDequeueCount (3) attempts, each seeing its dequeue count"
+    [message] = poison.peek_messages()
+    assert base64.b64decode(message.content).decode() == "fail"
+    # Not retried forever: no further attempt once it is in the poison queue.
+    time.sleep(1.5)
+    attempts_after = [e for e in read_events(events_file) if e.get("body") == "fail"]
+    assert len(attempts_after) == 3
+    assert queue(azurite, "work").peek_messages() == []
+
+
+def test_bad_setting_stops_start_up_naming_the_setting(azurite: Azurite, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in REQUIRED}
+    env.update({k: v for k, v in REQUIRED.items() if k != "COCONUT_API_KEY"})
+    env.update(
+        {
+            "AzureWebJobsStorage": azurite.connection_string,
+            "SAMPLE_EVENTS_FILE": str(tmp_path / "e"),
+            "SAMPLE_TIMER": "*/2 * * * * *",
+            "GRAPH_AUTH": "carrier-pigeon",
+            "PYTHONPATH": str(REPO_ROOT),
+        }
+    )
+    env.pop("COCONUT_API_KEY", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "local.host", "--port", "0", "--script-root", str(SAMPLE_APP)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=SAMPLE_APP,
+    )
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "GRAPH_AUTH" in lines[0] or "COCONUT_API_KEY" in lines[0]
+
+
+def test_invalid_timer_schedule_stops_start_up(azurite: Azurite, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        **REQUIRED,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SAMPLE_EVENTS_FILE": str(tmp_path / "e"),
+        "SAMPLE_TIMER": "every five minutes",
+        "PYTHONPATH": str(REPO_ROOT),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "local.host", "--port", "0", "--script-root", str(SAMPLE_APP)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=SAMPLE_APP,
+    )
+    assert result.returncode != 0
+    assert "schedule" in result.stderr
