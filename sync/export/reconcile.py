@@ -1,0 +1,221 @@
+"""Bring one staff member's Exchange calendar to the desired state of their Coconut items.
+
+Reads the staff member's partition of `staffitems`, loads the items that changed (or all of
+them on a full pass), renders and plans with the pure core, and applies the plan through Graph.
+The link row is written before and after every create, so a crash or a lost answer between the
+two is found on the next run (by the Coconut-id extended property) instead of creating twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sync.desired_state import DesiredItem, is_wanted_by
+from sync.export.planning import (
+    CalendarChange,
+    CreateEvent,
+    EventLink,
+    ForgetLink,
+    RemoveEvent,
+    RemoveUnconfirmedEvent,
+    UpdateEvent,
+    plan_calendar_changes,
+    plan_drift_repairs,
+    transaction_id,
+)
+from sync.export.rendering import EventDraft, render_event
+from sync.graph.errors import NotFound
+from sync.graph.mailboxes import MailboxUser, StaffMailboxes
+from sync.storage.desired_items import DesiredItemStore
+from sync.storage.staff_items import StaffItemRow, StaffItemStore
+
+# Item records loaded at once; Table Storage point reads are cheap, but not free.
+LOAD_CONCURRENCY = 16
+# Changes applied at once: Graph allows 4 concurrent requests per mailbox.
+APPLY_CONCURRENCY = 4
+
+
+@dataclass
+class ExportOutcome:
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    # Items in this calendar (wanted and confirmed) after the run; for the status view.
+    events: int = 0
+    staff_emails: dict[str, str] = field(default_factory=dict, repr=False)
+
+
+def _link_of(row: StaffItemRow) -> EventLink | None:
+    """A row only has a link once an event was started for it (fresh rows are just an index)."""
+    link = row.link
+    if link.event_id or link.pending_create or link.generation > 0:
+        return link
+    return None
+
+
+async def load_items(store: DesiredItemStore, keys: Iterable[str]) -> dict[str, DesiredItem | None]:
+    slots = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+    async def load(key: str) -> tuple[str, DesiredItem | None]:
+        async with slots:
+            return key, await store.get(key)
+
+    return dict(await asyncio.gather(*(load(key) for key in keys)))
+
+
+def desired_drafts(
+    staff_id: str, items: dict[str, DesiredItem | None], zone_name: str
+) -> dict[str, EventDraft]:
+    return {
+        key: render_event(item, zone_name)
+        for key, item in items.items()
+        if item is not None and is_wanted_by(item, staff_id)
+    }
+
+
+class CalendarReconciler:
+    def __init__(
+        self, items: DesiredItemStore, staff_items: StaffItemStore, mailboxes: StaffMailboxes
+    ) -> None:
+        self._items = items
+        self._staff_items = staff_items
+        self._mailboxes = mailboxes
+
+    async def reconcile(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        rows: list[StaffItemRow],
+        items: dict[str, DesiredItem | None],
+        *,
+        check_drift: bool = False,
+    ) -> ExportOutcome:
+        """Apply the plan for `rows` (whose items are in `items`)."""
+        by_key = {row.item_key: row for row in rows}
+        desired = desired_drafts(staff_id, items, user.time_zone)
+        links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
+        changes = plan_calendar_changes(staff_id, desired, links)
+        if check_drift:
+            changes += await self._drift_repairs(staff_id, user, desired, links, changes)
+        outcome = ExportOutcome()
+        changed = {change.item_key for change in changes}
+        slots = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def apply(change: CalendarChange) -> None:
+            async with slots:
+                await self._apply(staff_id, user, by_key[change.item_key], change, outcome)
+
+        await asyncio.gather(*(apply(change) for change in changes))
+        # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
+        for row in rows:
+            if row.item_key not in changed and row.pending:
+                link = row.link
+                await self._staff_items.save_link(row, link, done=True)
+                outcome.unchanged += 1
+        outcome.events = len(desired)
+        return outcome
+
+    async def _drift_repairs(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        desired: dict[str, EventDraft],
+        links: dict[str, EventLink],
+        planned: list[CalendarChange],
+    ) -> list[CalendarChange]:
+        """Coconut wins: look at each confirmed event and repair what Outlook changed."""
+        already = {change.item_key for change in planned}
+        observed: dict[str, str | None] = {}
+        for key, link in links.items():
+            if key in already or link.event_id is None or link.pending_create:
+                continue
+            observed[key] = await self._mailboxes.change_key_of(user.id, link.event_id)
+        return plan_drift_repairs(staff_id, desired, links, observed)
+
+    async def _apply(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        row: StaffItemRow,
+        change: CalendarChange,
+        outcome: ExportOutcome,
+    ) -> None:
+        match change:
+            case CreateEvent():
+                await self._create(user, row, change)
+                outcome.created += 1
+            case UpdateEvent(event_id=event_id, draft=draft):
+                try:
+                    written = await self._mailboxes.update_event(
+                        user.id, event_id, draft.to_graph()
+                    )
+                except NotFound:
+                    # Deleted in Outlook meanwhile: Coconut wins, make it anew.
+                    generation = row.link.generation + 1
+                    recreate = CreateEvent(
+                        item_key=change.item_key,
+                        draft=draft,
+                        transaction_id=transaction_id(staff_id, change.item_key, generation),
+                        generation=generation,
+                    )
+                    await self._create(user, row, recreate)
+                    outcome.created += 1
+                    return
+                link = EventLink(
+                    item_key=change.item_key,
+                    event_id=written.id,
+                    content_hash=draft.content_hash(),
+                    change_key=written.change_key,
+                    generation=row.link.generation,
+                )
+                await self._staff_items.save_link(row, link, done=True)
+                outcome.updated += 1
+            case RemoveEvent(event_id=event_id):
+                await self._mailboxes.delete_event(user.id, event_id)
+                await self._forget(row)
+                outcome.removed += 1
+            case RemoveUnconfirmedEvent():
+                for event in await self._mailboxes.find_events_for(user.id, change.item_key):
+                    await self._mailboxes.delete_event(user.id, event.id)
+                await self._forget(row)
+                outcome.removed += 1
+            case ForgetLink():
+                await self._forget(row)
+
+    async def _create(self, user: MailboxUser, row: StaffItemRow, change: CreateEvent) -> None:
+        body = change.draft.to_graph()
+        written = None
+        if change.recover:
+            found = await self._mailboxes.find_events_for(user.id, change.item_key)
+            if found:
+                written, extras = found[0], found[1:]
+                for extra in extras:  # never leave two events for one item
+                    await self._mailboxes.delete_event(user.id, extra.id)
+                written = await self._mailboxes.update_event(user.id, written.id, body)
+        if written is None:
+            # Recorded before the call: if the answer is lost, the next run looks first.
+            pending = EventLink(
+                item_key=change.item_key, generation=change.generation, pending_create=True
+            )
+            row = await self._staff_items.save_link(row, pending, done=False)
+            written = await self._mailboxes.create_event(
+                user.id, body, transaction_id=change.transaction_id, coconut_key=change.item_key
+            )
+        link = EventLink(
+            item_key=change.item_key,
+            event_id=written.id,
+            content_hash=change.draft.content_hash(),
+            change_key=written.change_key,
+            generation=change.generation,
+        )
+        await self._staff_items.save_link(row, link, done=True)
+
+    async def _forget(self, row: StaffItemRow) -> None:
+        if not await self._staff_items.forget(row):
+            # A newer delivery touched the row: keep it (pending), with no event and the next
+            # generation, so a later create cannot reuse the removed event's transaction id.
+            gone = EventLink(item_key=row.item_key, generation=row.link.generation + 1)
+            await self._staff_items.save_link(row, gone, done=False)

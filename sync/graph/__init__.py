@@ -1,0 +1,1 @@
+"""Microsoft Graph, through msgraph-sdk: client construction and the calendar operations used."""

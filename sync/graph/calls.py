@@ -1,0 +1,135 @@
+"""Every Graph call goes through here: error mapping, short retries, per-mailbox concurrency.
+
+Graph allows 4 concurrent requests per app per mailbox; a semaphore per mailbox keeps this
+process within that (the staff lease keeps other processes off the mailbox). A 429/503/504 or a
+transport failure is retried here when Graph asks for a short wait; a longer wait is raised as
+`RetryLater` so the queue worker can put the message back with that delay instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import httpx
+from kiota_abstractions.api_error import APIError
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+
+from sync.graph.errors import (
+    AccessDenied,
+    GraphFailure,
+    NotFound,
+    Rejected,
+    RetryLater,
+    SyncStateGone,
+)
+
+T = TypeVar("T")
+
+MAX_CONCURRENT_PER_MAILBOX = 4
+RETRYABLE = {429, 500, 502, 503, 504}
+
+
+@dataclass
+class GraphCallStats:
+    """Counters for telemetry and benchmarks."""
+
+    requests: int = 0
+    throttled: int = 0
+    failures: int = 0
+    by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
+
+
+def _header(headers: object, name: str) -> str | None:
+    if headers is None:
+        return None
+    getter = getattr(headers, "get", None)
+    if getter is None:
+        return None
+    value = getter(name) or getter(name.lower())
+    if isinstance(value, list | set | tuple):
+        value = next(iter(value), None)
+    return str(value) if value is not None else None
+
+
+def _retry_after(headers: object, attempt: int) -> float:
+    value = _header(headers, "Retry-After")
+    if value is not None:
+        try:
+            return max(0.0, float(value))
+        except ValueError:
+            pass
+    return min(2.0**attempt, 60.0)
+
+
+def _error_code(error: APIError) -> str | None:
+    detail = getattr(error, "error", None)
+    code = getattr(detail, "code", None)
+    return str(code) if code else None
+
+
+def map_api_error(error: APIError, attempt: int) -> GraphFailure:
+    status = error.response_status_code
+    code = _error_code(error)
+    if status in RETRYABLE:
+        return RetryLater(_retry_after(error.response_headers, attempt), status, code)
+    if status == 404:
+        return NotFound("Graph answered 404", status, code)
+    if status in (401, 403):
+        return AccessDenied(f"Graph answered {status} {code or ''}".strip(), status, code)
+    if status == 410 or code in ("syncStateNotFound", "resyncRequired", "SyncStateNotFound"):
+        return SyncStateGone(f"Graph answered {status} {code or ''}".strip(), status, code)
+    return Rejected(f"Graph answered {status} {code or ''}".strip(), status, code)
+
+
+class GraphCaller:
+    def __init__(self, *, max_inline_wait: float = 5.0, attempts: int = 4) -> None:
+        self._max_inline_wait = max_inline_wait
+        self._attempts = attempts
+        self._slots: dict[str, asyncio.Semaphore] = defaultdict(
+            lambda: asyncio.Semaphore(MAX_CONCURRENT_PER_MAILBOX)
+        )
+        self.stats = GraphCallStats()
+
+    async def call(self, mailbox: str, operation: Callable[[], Awaitable[T]]) -> T:
+        """Run one Graph request for `mailbox`, retrying short throttling waits."""
+
+        def worth_retrying(error: BaseException) -> bool:
+            return isinstance(error, RetryLater) and error.delay <= self._max_inline_wait
+
+        def wait(state: RetryCallState) -> float:
+            error = state.outcome.exception() if state.outcome else None
+            return error.delay if isinstance(error, RetryLater) else 1.0
+
+        retrying = AsyncRetrying(
+            retry=retry_if_exception(worth_retrying),
+            wait=wait,
+            stop=stop_after_attempt(self._attempts),
+            reraise=True,
+        )
+        async for attempt in retrying:
+            with attempt:
+                return await self._once(mailbox, operation, attempt.retry_state.attempt_number)
+        raise AssertionError("unreachable: tenacity re-raises the last error")
+
+    async def _once(self, mailbox: str, operation: Callable[[], Awaitable[T]], attempt: int) -> T:
+        async with self._slots[mailbox]:
+            self.stats.requests += 1
+            try:
+                result = await operation()
+            except APIError as error:
+                failure = map_api_error(error, attempt)
+            except httpx.TransportError as error:
+                failure = RetryLater(min(2.0**attempt, 30.0), None, type(error).__name__)
+            else:
+                self.stats.by_status[200] += 1
+                return result
+        if failure.status is not None:
+            self.stats.by_status[failure.status] += 1
+        if failure.status == 429:
+            self.stats.throttled += 1
+        self.stats.failures += 1
+        raise failure

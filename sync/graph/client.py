@@ -1,0 +1,66 @@
+"""One GraphServiceClient per process, authenticated as the settings say."""
+
+from __future__ import annotations
+
+import httpx
+from azure.core.credentials_async import AsyncTokenCredential
+from kiota_abstractions.authentication import (
+    AnonymousAuthenticationProvider,
+    AuthenticationProvider,
+)
+from kiota_authentication_azure.azure_identity_authentication_provider import (
+    AzureIdentityAuthenticationProvider,
+)
+from kiota_http.kiota_client_factory import KiotaClientFactory
+from kiota_http.middleware import RetryHandler
+from msgraph.graph_request_adapter import GraphRequestAdapter
+from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
+
+from sync.settings import Settings
+
+GRAPH_SCOPE = "https://graph.microsoft.com/.default"
+
+
+def _credential(settings: Settings) -> AsyncTokenCredential:
+    from azure.identity.aio import ClientSecretCredential, ManagedIdentityCredential
+
+    if settings.graph_auth == "client_secret":
+        # Settings validation guarantees all three for client_secret.
+        return ClientSecretCredential(
+            settings.azure_tenant_id or "",
+            settings.azure_client_id or "",
+            settings.azure_client_secret.get_secret_value() if settings.azure_client_secret else "",
+        )
+    if settings.azure_client_id:
+        return ManagedIdentityCredential(client_id=settings.azure_client_id)
+    return ManagedIdentityCredential()
+
+
+def _http_client() -> httpx.AsyncClient:
+    # The SDK's RetryHandler sleeps inside the request for up to 180 s; retries are done by
+    # `sync.graph.calls` instead, which sends long waits back to the queue as a delay.
+    middleware = [
+        m
+        for m in KiotaClientFactory.get_default_middleware(None)
+        if not isinstance(m, RetryHandler)
+    ]
+    client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), http2=False)
+    configured: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
+        middleware=middleware, client=client
+    )
+    return configured
+
+
+def build_graph_client(settings: Settings) -> GraphServiceClient:
+    auth: AuthenticationProvider
+    if settings.graph_auth == "none":
+        auth = AnonymousAuthenticationProvider()
+    else:
+        host = httpx.URL(settings.graph_base_url).host
+        auth = AzureIdentityAuthenticationProvider(
+            _credential(settings), scopes=[GRAPH_SCOPE], allowed_hosts=[host]
+        )
+    adapter = GraphRequestAdapter(auth, client=_http_client())
+    adapter.base_url = settings.graph_base_url
+    return GraphServiceClient(request_adapter=adapter)

@@ -1,0 +1,152 @@
+"""The Graph operations the service performs on staff mailboxes, in domain terms.
+
+Every request asks for immutable ids (`Prefer: IdType="ImmutableId"`), so an event keeps its id
+if a person moves it between folders. Event bodies are built from plain JSON (the drafts'
+`to_graph()`) through the SDK's own JSON parser, so what is sent is exactly the Graph shape.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from kiota_abstractions.base_request_configuration import RequestConfiguration
+from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
+from msgraph.generated.models.event import Event
+from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
+from msgraph.generated.users.users_request_builder import UsersRequestBuilder
+from msgraph.graph_service_client import GraphServiceClient
+
+from sync.graph.calls import GraphCaller
+from sync.graph.errors import NotFound
+
+# The extended property that marks an event as written by this service for one Coconut item.
+# The GUID is this service's own property-set id; changing it would orphan existing events.
+COCONUT_ID_PROPERTY = "String {6a8f3c2e-1b4d-4e7a-9c5f-0d2e8b7a6c41} Name CoconutId"
+IMMUTABLE_IDS = 'IdType="ImmutableId"'
+
+
+@dataclass(frozen=True)
+class MailboxUser:
+    id: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class WrittenEvent:
+    id: str
+    change_key: str | None
+
+
+def _event(payload: dict[str, Any]) -> Event:
+    """An SDK Event from Graph JSON, through the SDK's own parser."""
+    node = JsonParseNodeFactory().get_root_parse_node(
+        "application/json", json.dumps(payload).encode()
+    )
+    value: Event | None = node.get_object_value(Event)
+    if value is None:
+        raise ValueError("empty Graph payload")
+    return value
+
+
+def _odata_string(value: str) -> str:
+    return value.replace("'", "''")
+
+
+def _config(query: object | None = None) -> RequestConfiguration[Any]:
+    config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
+    config.headers.add("Prefer", IMMUTABLE_IDS)
+    return config
+
+
+def _written(event: Event | None) -> WrittenEvent:
+    if event is None or event.id is None:
+        raise ValueError("Graph returned no event")
+    return WrittenEvent(event.id, event.change_key)
+
+
+class StaffMailboxes:
+    def __init__(self, client: GraphServiceClient, caller: GraphCaller) -> None:
+        self._client = client
+        self._caller = caller
+
+    async def find_user(self, mail: str) -> MailboxUser | None:
+        """The Microsoft 365 user whose primary e-mail is `mail`, with the mailbox time zone.
+
+        `/users/{x}` takes an object id or UPN, not a mail address, hence the filter.
+        """
+        query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
+            filter=f"mail eq '{_odata_string(mail)}'", select=["id", "mail"]
+        )
+        found = await self._caller.call(
+            "directory", lambda: self._client.users.get(request_configuration=_config(query))
+        )
+        users = [u for u in (found.value if found and found.value else []) if u.id]
+        match = [u for u in users if (u.mail or "").casefold() == mail.casefold()]
+        if len(match) != 1 or match[0].id is None:
+            return None
+        user_id = match[0].id
+        user = self._client.users.by_user_id(user_id)
+        settings = await self._caller.call(
+            user_id, lambda: user.mailbox_settings.get(request_configuration=_config())
+        )
+        zone = (settings.time_zone if settings else None) or "UTC"
+        return MailboxUser(user_id, zone)
+
+    async def create_event(
+        self, user_id: str, body: dict[str, Any], *, transaction_id: str, coconut_key: str
+    ) -> WrittenEvent:
+        payload = {
+            **body,
+            "transactionId": transaction_id,
+            "singleValueExtendedProperties": [{"id": COCONUT_ID_PROPERTY, "value": coconut_key}],
+        }
+        events = self._client.users.by_user_id(user_id).events
+        created = await self._caller.call(
+            user_id,
+            lambda: events.post(_event(payload), request_configuration=_config()),
+        )
+        return _written(created)
+
+    async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
+        """Events in the mailbox carrying this item's Coconut-id extended property."""
+        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+            filter=(
+                "singleValueExtendedProperties/Any(ep: ep/id eq "
+                f"'{COCONUT_ID_PROPERTY}' and ep/value eq '{_odata_string(coconut_key)}')"
+            ),
+            select=["id", "changeKey"],
+        )
+        events = self._client.users.by_user_id(user_id).events
+        found = await self._caller.call(
+            user_id, lambda: events.get(request_configuration=_config(query))
+        )
+        return [_written(e) for e in (found.value if found and found.value else []) if e.id]
+
+    async def update_event(self, user_id: str, event_id: str, body: dict[str, Any]) -> WrittenEvent:
+        item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
+        updated = await self._caller.call(
+            user_id, lambda: item.patch(_event(body), request_configuration=_config())
+        )
+        return _written(updated)
+
+    async def delete_event(self, user_id: str, event_id: str) -> None:
+        """Remove the event; one that is already gone counts as removed."""
+        item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
+        try:
+            await self._caller.call(user_id, lambda: item.delete(request_configuration=_config()))
+        except NotFound:
+            return
+
+    async def change_key_of(self, user_id: str, event_id: str) -> str | None:
+        """The event's current changeKey, or None when it no longer exists."""
+        item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
+        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(select=["changeKey"])
+        try:
+            event = await self._caller.call(
+                user_id, lambda: item.get(request_configuration=_config(query))
+            )
+        except NotFound:
+            return None
+        return event.change_key if event else None

@@ -1,0 +1,200 @@
+"""The queue worker's job: bring one staff member in step, under their lease.
+
+One run: take the staff member's lease (so one worker owns a mailbox at a time), find their
+Microsoft 365 mailbox (cached in the staff record with its time zone), reconcile the calendar
+with Coconut's desired state, and record the outcome as the staff member's status. Throttling or
+a busy lease puts the request back on the queue with a delay rather than holding a worker.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sync.export.reconcile import CalendarReconciler, ExportOutcome, load_items
+from sync.graph.errors import AccessDenied, GraphFailure, RetryLater
+from sync.graph.mailboxes import MailboxUser, StaffMailboxes
+from sync.storage.desired_items import DesiredItemStore
+from sync.storage.staff_items import StaffItemStore
+from sync.storage.staff_records import LeaseHeld, StaffRecord, StaffRecords
+from sync.storage.work_queue import WorkQueue
+from sync.work import StaffSyncRequest
+
+log = logging.getLogger("sync.staff")
+
+LEASE_DURATION = timedelta(minutes=5)
+LEASE_BUSY_DELAY_SECONDS = 3
+# How long a resolved mailbox (user id + time zone) is trusted before asking Graph again.
+MAILBOX_CACHE = timedelta(hours=12)
+WORKER_ID = f"worker-{uuid.uuid4().hex[:12]}"
+
+RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected"]
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    outcome: RunOutcome
+    export: ExportOutcome | None = None
+    retry_after: float | None = None
+
+
+class StaffSync:
+    def __init__(
+        self,
+        *,
+        records: StaffRecords,
+        items: DesiredItemStore,
+        staff_items: StaffItemStore,
+        mailboxes: StaffMailboxes,
+        queue: WorkQueue,
+    ) -> None:
+        self._records = records
+        self._items = items
+        self._staff_items = staff_items
+        self._mailboxes = mailboxes
+        self._queue = queue
+        self._calendar = CalendarReconciler(items, staff_items, mailboxes)
+
+    async def run(self, request: StaffSyncRequest) -> SyncResult:
+        staff_id = request.staff_id
+        started = time.monotonic()
+        try:
+            await self._records.acquire_lease(staff_id, WORKER_ID, LEASE_DURATION)
+        except LeaseHeld:
+            # Another worker has the mailbox; what it may have missed is still marked pending.
+            await self._queue.request_sync(
+                [staff_id], "lease_busy", delay_seconds=LEASE_BUSY_DELAY_SECONDS, full=request.full
+            )
+            self._log(request, "deferred", started, reason="lease held")
+            return SyncResult("deferred")
+        status: dict[str, Any] = {}
+        try:
+            result, status = await self._run_leased(request)
+        except RetryLater as throttled:
+            await self._queue.request_sync(
+                [staff_id], "throttled", delay_seconds=throttled.delay, full=request.full
+            )
+            self._log(request, "deferred", started, graph_status=throttled.status)
+            return SyncResult("deferred", retry_after=throttled.delay)
+        finally:
+            await self._records.release_lease(staff_id, WORKER_ID, status)
+        self._log(request, result.outcome, started)
+        return result
+
+    async def _run_leased(self, request: StaffSyncRequest) -> tuple[SyncResult, dict[str, Any]]:
+        staff_id = request.staff_id
+        record = await self._records.get(staff_id)
+        if record is not None and record.get("Disconnected", False):
+            return SyncResult("disconnected"), {}
+        rows = await self._staff_items.rows(staff_id)
+        work = [r for r in rows if request.full or r.pending or r.link.pending_create]
+        items = await load_items(self._items, [r.item_key for r in work])
+        email = _staff_email(staff_id, items, record)
+        now = datetime.now(UTC)
+        if email is None:
+            return SyncResult("warning"), _status(
+                "Warning", "no e-mail address known for this staff member yet", now
+            )
+        try:
+            user = await self._mailbox(staff_id, email, record, now)
+        except AccessDenied as denied:
+            return SyncResult("error"), _status("Error", _denied_reason(denied), now)
+        if user is None:
+            return SyncResult("warning"), {
+                **_status(
+                    "Warning", "no Microsoft 365 user has this staff member's e-mail as mail", now
+                ),
+                "Email": email,
+                "UserId": "",
+            }
+        try:
+            export = await self._calendar.reconcile(
+                staff_id, user, work, items, check_drift=request.full
+            )
+        except AccessDenied as denied:
+            return SyncResult("error"), _status("Error", _denied_reason(denied), now)
+        except GraphFailure as failure:
+            if isinstance(failure, RetryLater):
+                raise
+            return SyncResult("error"), _status("Error", str(failure), now)
+        return SyncResult("synced", export), {
+            **_status("Syncing", "", now),
+            "LastSyncAt": now,
+            "Email": email,
+            "EventCount": export.events if request.full else record_event_count(record, export),
+        }
+
+    async def _mailbox(
+        self, staff_id: str, email: str, record: StaffRecord | None, now: datetime
+    ) -> MailboxUser | None:
+        if record is not None:
+            cached_at = record.get("ResolvedAt")
+            user_id = record.get("UserId") or ""
+            same_email = (record.get("Email") or "").casefold() == email.casefold()
+            if user_id and same_email and cached_at and now - cached_at < MAILBOX_CACHE:
+                return MailboxUser(user_id, record.get("TimeZone") or "UTC")
+        user = await self._mailboxes.find_user(email)
+        fields: dict[str, Any] = {"Email": email, "ResolvedAt": now}
+        fields.update({"UserId": user.id, "TimeZone": user.time_zone} if user else {"UserId": ""})
+        await self._records.merge(staff_id, fields)
+        return user
+
+    def _log(
+        self,
+        request: StaffSyncRequest,
+        outcome: str,
+        started: float,
+        *,
+        reason: str = "",
+        graph_status: int | None = None,
+    ) -> None:
+        log.info(
+            "staff sync %s",
+            outcome,
+            extra={
+                "operation": "staff_sync",
+                "staff_id": request.staff_id,
+                "outcome": outcome,
+                "trigger": request.reason,
+                "graph_status": graph_status,
+                "latency_ms": round((time.monotonic() - started) * 1000, 1),
+                "detail": reason,
+            },
+        )
+
+
+def record_event_count(record: StaffRecord | None, export: ExportOutcome) -> int:
+    previous = int(record.get("EventCount", 0) or 0) if record else 0
+    return max(0, previous + export.created - export.removed)
+
+
+def _status(status: str, reason: str, now: datetime) -> dict[str, Any]:
+    return {"Status": status, "Reason": reason, "StatusAt": now}
+
+
+def _denied_reason(denied: AccessDenied) -> str:
+    code = denied.code or "ErrorAccessDenied"
+    return (
+        f"Graph denied access to the mailbox ({denied.status} {code}): check the app's "
+        "Exchange RBAC management scope"
+    )
+
+
+def _staff_email(staff_id: str, items: dict[str, Any], record: StaffRecord | None) -> str | None:
+    """The staff member's Coconut e-mail: from the newest item that names it, else the record."""
+    newest = None
+    for item in items.values():
+        if (
+            item is not None
+            and staff_id in item.staff_emails
+            and (newest is None or item.revision >= newest.revision)
+        ):
+            newest = item
+    if newest is not None:
+        return str(newest.staff_emails[staff_id])
+    email = record.get("Email") if record else None
+    return str(email) if email else None

@@ -1,0 +1,1 @@
+"""Azure Table and Queue Storage adapters (Azurite locally)."""

@@ -1,0 +1,108 @@
+"""The storage account: table and queue clients, from a connection string or a managed identity."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+from azure.core.credentials_async import AsyncTokenCredential
+from azure.core.exceptions import (
+    HttpResponseError,
+    ResourceExistsError,
+    ServiceRequestError,
+    ServiceResponseError,
+)
+from azure.data.tables.aio import TableClient, TableServiceClient
+from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
+from azure.storage.queue.aio import QueueClient, QueueServiceClient
+
+from sync.names import QUEUES, TABLES
+from sync.settings import Settings
+
+T = TypeVar("T")
+
+
+class StorageUnavailable(Exception):
+    """Table/Queue Storage could not be reached or answered with a server error."""
+
+
+async def guarded(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run a storage call, turning transport failures and 5xx into `StorageUnavailable`."""
+    try:
+        return await operation()
+    except (ServiceRequestError, ServiceResponseError, OSError) as error:
+        raise StorageUnavailable(type(error).__name__) from None
+    except HttpResponseError as error:
+        if error.status_code is not None and error.status_code >= 500:
+            raise StorageUnavailable(f"storage answered {error.status_code}") from None
+        raise
+
+
+class StorageAccount:
+    """Async clients for the service's tables and queues; one per process."""
+
+    def __init__(
+        self, tables: TableServiceClient, queues: QueueServiceClient, closers: list[object]
+    ) -> None:
+        self._tables = tables
+        self._queues = queues
+        self._closers = closers
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> StorageAccount:
+        if settings.uses_identity_storage:
+            credential = _managed_identity(settings.storage_client_id)
+            tables = TableServiceClient(
+                endpoint=settings.storage_table_service_uri or "", credential=credential
+            )
+            queues = QueueServiceClient(
+                account_url=settings.storage_queue_service_uri or "",
+                credential=credential,
+                message_encode_policy=BinaryBase64EncodePolicy(),
+                message_decode_policy=BinaryBase64DecodePolicy(),
+            )
+            return cls(tables, queues, [credential])
+        connection = settings.storage_connection
+        return cls(
+            TableServiceClient.from_connection_string(connection),
+            QueueServiceClient.from_connection_string(
+                connection,
+                # The Functions host reads queue messages as base64 (host.json messageEncoding).
+                message_encode_policy=BinaryBase64EncodePolicy(),
+                message_decode_policy=BinaryBase64DecodePolicy(),
+            ),
+            [],
+        )
+
+    def table(self, name: str) -> TableClient:
+        return self._tables.get_table_client(name)
+
+    def queue(self, name: str) -> QueueClient:
+        return self._queues.get_queue_client(name)
+
+    async def ensure_created(self) -> None:
+        """Create the tables and queues if absent (Bicep creates them in Azure; Azurite starts
+        empty)."""
+        for table in TABLES:
+            with contextlib.suppress(ResourceExistsError):
+                await guarded(lambda t=table: self._tables.create_table(t))  # type: ignore[misc]
+        for queue in QUEUES:
+            with contextlib.suppress(ResourceExistsError):
+                await guarded(lambda q=queue: self._queues.create_queue(q))  # type: ignore[misc]
+
+    async def close(self) -> None:
+        await self._tables.close()
+        await self._queues.close()
+        for closer in self._closers:
+            close = getattr(closer, "close", None)
+            if close is not None:
+                await close()
+
+
+def _managed_identity(client_id: str | None) -> AsyncTokenCredential:
+    from azure.identity.aio import ManagedIdentityCredential
+
+    return (
+        ManagedIdentityCredential(client_id=client_id) if client_id else ManagedIdentityCredential()
+    )

@@ -1,0 +1,137 @@
+"""The `staffitems` table: per staff member, every item that concerns them and its Graph event.
+
+One partition per staff member (PartitionKey = staff id, RowKey = item key), so a reconcile reads
+one partition. A row is marked `Pending` by the webhook whenever its item changes; the reconcile
+clears the mark with an ETag compare-and-swap, so a change that lands during a reconcile is never
+lost: the swap fails and the row stays pending for the next run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from azure.core import MatchConditions
+from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
+from azure.data.tables import UpdateMode
+
+from sync.export.planning import EventLink
+from sync.names import STAFF_ITEMS_TABLE
+from sync.storage.account import StorageAccount, guarded
+from sync.storage.keys import from_table_key, table_key
+
+
+@dataclass(frozen=True)
+class StaffItemRow:
+    staff_id: str
+    link: EventLink
+    pending: bool
+    etag: str
+
+    @property
+    def item_key(self) -> str:
+        return self.link.item_key
+
+
+def _link_fields(link: EventLink) -> dict[str, Any]:
+    return {
+        "EventId": link.event_id or "",
+        "ContentHash": link.content_hash or "",
+        "ChangeKey": link.change_key or "",
+        "Generation": link.generation,
+        "PendingCreate": link.pending_create,
+    }
+
+
+def _row(entity: dict[str, Any]) -> StaffItemRow:
+    link = EventLink(
+        item_key=from_table_key(entity["RowKey"]),
+        event_id=entity.get("EventId") or None,
+        content_hash=entity.get("ContentHash") or None,
+        change_key=entity.get("ChangeKey") or None,
+        generation=int(entity.get("Generation") or 0),
+        pending_create=bool(entity.get("PendingCreate", False)),
+    )
+    return StaffItemRow(
+        staff_id=from_table_key(entity["PartitionKey"]),
+        link=link,
+        pending=bool(entity.get("Pending", False)),
+        etag=str(entity.metadata["etag"]) if hasattr(entity, "metadata") else "",
+    )
+
+
+class StaffItemStore:
+    def __init__(self, account: StorageAccount) -> None:
+        self._table = account.table(STAFF_ITEMS_TABLE)
+
+    async def mark_pending(self, staff_ids: Iterable[str], item_key: str) -> None:
+        """Flag the item for reconcile in each staff member's partition (merge: links survive)."""
+        now = datetime.now(UTC)
+
+        async def mark(staff_id: str) -> None:
+            entity = {
+                "PartitionKey": table_key(staff_id),
+                "RowKey": table_key(item_key),
+                "Pending": True,
+                "PendingAt": now,
+            }
+            await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
+
+        await asyncio.gather(*(mark(staff_id) for staff_id in sorted(set(staff_ids))))
+
+    async def rows(self, staff_id: str) -> list[StaffItemRow]:
+        query = self._table.query_entities(
+            "PartitionKey eq @pk", parameters={"pk": table_key(staff_id)}
+        )
+
+        async def collect() -> list[StaffItemRow]:
+            return [_row(entity) async for entity in query]
+
+        return await guarded(collect)
+
+    async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
+        """Write what is now known of the event. With `done`, also clear `Pending` — unless the
+        row changed since it was read (a newer delivery), in which case it stays pending."""
+        entity: dict[str, Any] = {
+            "PartitionKey": table_key(row.staff_id),
+            "RowKey": table_key(link.item_key),
+            **_link_fields(link),
+        }
+        if done:
+            entity["Pending"] = False
+        try:
+            metadata = await guarded(
+                lambda: self._table.update_entity(
+                    entity,
+                    mode=UpdateMode.MERGE,
+                    etag=row.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            )
+        except (ResourceModifiedError, ResourceNotFoundError):
+            entity.pop("Pending", None)
+            metadata = await guarded(
+                lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
+            )
+            return StaffItemRow(row.staff_id, link, True, str(metadata["etag"]))
+        return StaffItemRow(row.staff_id, link, row.pending and not done, str(metadata["etag"]))
+
+    async def forget(self, row: StaffItemRow) -> bool:
+        """Delete the row unless it changed since it was read; whether it was deleted."""
+        try:
+            await guarded(
+                lambda: self._table.delete_entity(
+                    table_key(row.staff_id),
+                    table_key(row.item_key),
+                    etag=row.etag,
+                    match_condition=MatchConditions.IfNotModified,
+                )
+            )
+        except ResourceModifiedError:
+            return False
+        except ResourceNotFoundError:
+            return True
+        return True

@@ -1,0 +1,1 @@
+"""Receiving Coconut's webhooks (contracts/coconut-webhooks.md)."""
