@@ -1,0 +1,193 @@
+// Coconut ⇄ Microsoft 365 calendar sync: everything the function app needs, in one resource group.
+//
+// Resource-group scope (not subscription scope) so that the same template serves `azd up` and
+// `az deployment group create`, and so that whoever deploys needs rights on one resource group
+// only — what a bank's platform team usually hands out. See docs/deployment.md.
+//
+// Microsoft Graph permissions and the Exchange Online mailbox scope are a tenant-administrator
+// step outside this template (infra/scripts/), because they need directory and Exchange roles that
+// a resource-group deployer does not hold.
+
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd: AZURE_ENV_NAME); seeds the unique resource names.')
+param environmentName string
+
+@minLength(1)
+@description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
+param location string = resourceGroup().location
+
+@description('Root of the Coconut API, e.g. https://<tenant>.coconutcalendar.com/api.')
+param coconutApiBaseUrl string
+
+@secure()
+@description('HMAC secret for Coconut webhooks; give the same value to Coconut.')
+param coconutWebhookSecret string
+
+@secure()
+@description('The previous webhook secret, only while a rotation is in progress.')
+param coconutWebhookSecretPrevious string = ''
+
+@secure()
+@description('Coconut API key. Empty keeps the value already in Key Vault.')
+param coconutApiKey string = ''
+
+@secure()
+@description('Secret Graph echoes in change notifications (clientState), at most 128 characters.')
+param graphClientState string
+
+@description('Six-field NCRONTAB schedule of the periodic sync.')
+param syncTimerSchedule string = '0 */5 * * * *'
+
+@description('How many days ahead appointments and busy time are kept in step.')
+param syncHorizonDays int = 180
+
+@description('Object id of the deploying user or service principal (azd: AZURE_PRINCIPAL_ID); gets Key Vault Secrets Officer on the vault. Empty grants nothing.')
+param deployerPrincipalId string = ''
+
+@description('E-mail address for alerts; empty creates the alert rules without notifications.')
+param alertEmailAddress string = ''
+
+@description('Average webhook-to-Exchange latency target in milliseconds; above it an alert fires.')
+param webhookToExchangeTargetMs int = 60000
+
+@description('Optional name overrides; empty derives unique names from the resource group and environment.')
+param functionAppName string = ''
+param storageAccountName string = ''
+param keyVaultName string = ''
+
+var resourceToken = toLower(uniqueString(resourceGroup().id, environmentName, location))
+var tags = {
+  'azd-env-name': environmentName
+  application: 'coconut-m365-sync'
+}
+var appName = !empty(functionAppName) ? functionAppName : 'func-${resourceToken}'
+var deploymentContainerName = 'app-package'
+
+// Names the service uses (sync/names.py); tests/infra checks the two lists agree.
+var queueNames = [
+  'staff-sync'
+  'staff-sync-poison'
+]
+var tableNames = [
+  'items'
+  'staffitems'
+  'staff'
+  'busyblocks'
+]
+
+module identity 'core/identity/user-assigned-identity.bicep' = {
+  name: 'identity'
+  params: {
+    name: 'id-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module storage 'core/storage/storage-account.bicep' = {
+  name: 'storage'
+  params: {
+    name: !empty(storageAccountName) ? storageAccountName : 'st${resourceToken}'
+    location: location
+    tags: tags
+    deploymentContainerName: deploymentContainerName
+    queueNames: queueNames
+    tableNames: tableNames
+  }
+}
+
+module monitoring 'core/monitor/monitoring.bicep' = {
+  name: 'monitoring'
+  params: {
+    logAnalyticsName: 'log-${resourceToken}'
+    applicationInsightsName: 'appi-${resourceToken}'
+    location: location
+    tags: tags
+  }
+}
+
+module keyVault 'core/security/key-vault.bicep' = {
+  name: 'keyVault'
+  params: {
+    name: !empty(keyVaultName) ? keyVaultName : 'kv-${resourceToken}'
+    location: location
+    tags: tags
+    coconutWebhookSecret: coconutWebhookSecret
+    coconutWebhookSecretPrevious: coconutWebhookSecretPrevious
+    coconutApiKey: coconutApiKey
+    graphClientState: graphClientState
+  }
+}
+
+module rbac 'app/rbac.bicep' = {
+  name: 'rbac'
+  params: {
+    identityPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    applicationInsightsName: monitoring.outputs.applicationInsightsName
+    keyVaultName: keyVault.outputs.name
+    deployerPrincipalId: deployerPrincipalId
+  }
+}
+
+module functionApp 'app/function-app.bicep' = {
+  name: 'functionApp'
+  params: {
+    name: appName
+    planName: 'plan-${resourceToken}'
+    location: location
+    tags: tags
+    identityId: identity.outputs.id
+    identityClientId: identity.outputs.clientId
+    storageAccountName: storage.outputs.name
+    deploymentContainerName: deploymentContainerName
+    applicationInsightsConnectionString: monitoring.outputs.connectionString
+    keyVaultName: keyVault.outputs.name
+    webhookSecretRotationInProgress: !empty(coconutWebhookSecretPrevious)
+    coconutApiBaseUrl: coconutApiBaseUrl
+    syncTimerSchedule: syncTimerSchedule
+    syncHorizonDays: syncHorizonDays
+  }
+  // Key Vault references and identity-based storage resolve when the settings are applied, so
+  // the roles must exist first.
+  dependsOn: [
+    rbac
+  ]
+}
+
+module alerts 'app/alerts.bicep' = {
+  name: 'alerts'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+    namePrefix: appName
+    alertEmailAddress: alertEmailAddress
+    webhookToExchangeTargetMs: webhookToExchangeTargetMs
+  }
+}
+
+module workbook 'app/workbook.bicep' = {
+  name: 'workbook'
+  params: {
+    location: location
+    tags: tags
+    applicationInsightsId: monitoring.outputs.applicationInsightsId
+  }
+}
+
+output AZURE_LOCATION string = location
+output AZURE_TENANT_ID string = tenant().tenantId
+output AZURE_RESOURCE_GROUP string = resourceGroup().name
+output AZURE_FUNCTION_APP_NAME string = functionApp.outputs.name
+output AZURE_KEY_VAULT_NAME string = keyVault.outputs.name
+output AZURE_STORAGE_ACCOUNT_NAME string = storage.outputs.name
+output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsName
+// The tenant administrator needs these two for infra/scripts (Graph and Exchange permissions).
+output FUNCTION_APP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output FUNCTION_APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+// What Coconut needs (plus a function key and the webhook secret; see docs/deployment.md).
+output COCONUT_WEBHOOK_URL string = 'https://${functionApp.outputs.defaultHostName}/api/coconut/webhooks'
