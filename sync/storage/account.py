@@ -59,19 +59,12 @@ class StorageAccount:
             queues = QueueServiceClient(
                 account_url=settings.storage_queue_service_uri or "",
                 credential=credential,
-                message_encode_policy=BinaryBase64EncodePolicy(),
-                message_decode_policy=BinaryBase64DecodePolicy(),
             )
             return cls(tables, queues, [credential])
         connection = settings.storage_connection
         return cls(
             TableServiceClient.from_connection_string(connection),
-            QueueServiceClient.from_connection_string(
-                connection,
-                # The Functions host reads queue messages as base64 (host.json messageEncoding).
-                message_encode_policy=BinaryBase64EncodePolicy(),
-                message_decode_policy=BinaryBase64DecodePolicy(),
-            ),
+            QueueServiceClient.from_connection_string(connection),
             [],
         )
 
@@ -79,7 +72,12 @@ class StorageAccount:
         return self._tables.get_table_client(name)
 
     def queue(self, name: str) -> QueueClient:
-        return self._queues.get_queue_client(name)
+        # The Functions host reads queue messages as base64 (host.json messageEncoding).
+        return self._queues.get_queue_client(
+            name,
+            message_encode_policy=BinaryBase64EncodePolicy(),
+            message_decode_policy=BinaryBase64DecodePolicy(),
+        )
 
     async def ensure_created(self) -> None:
         """Create the tables and queues if absent (Bicep creates them in Azure; Azurite starts

@@ -1,0 +1,68 @@
+"""The local stack for integration tests, and small helpers to drive it and read outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
+from local.graph_emulator.server import GraphEmulator
+from local.stack import WEBHOOK_SECRET, LocalStack
+from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    log = tmp_path_factory.mktemp("host") / "host.log"
+    with LocalStack(host_log=log) as running:
+        yield running
+
+
+def sender(stack: LocalStack) -> WebhookSender:
+    return WebhookSender(
+        stack.webhook_url,
+        WEBHOOK_SECRET,
+        backoff=Backoff(first_delay=0.2, max_delay=2.0, max_attempts=20),
+    )
+
+
+async def deliver(stack: LocalStack, *envelopes: dict[str, Any]) -> list[int | None]:
+    async with sender(stack) as coconut:
+        return [(await coconut.deliver(envelope)).status for envelope in envelopes]
+
+
+def coconut_key(event: dict[str, Any]) -> str | None:
+    for prop in event.get("singleValueExtendedProperties") or []:
+        if prop.get("id", "").lower() == COCONUT_ID_PROPERTY.lower():
+            return str(prop.get("value"))
+    return None
+
+
+def synced_events(graph: GraphEmulator, user: str) -> list[dict[str, Any]]:
+    """The events the service wrote into a mailbox (tagged with the Coconut id)."""
+    return [e for e in graph.events(user) if coconut_key(e) is not None]
+
+
+def events_by_key(graph: GraphEmulator, user: str) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for event in synced_events(graph, user):
+        found.setdefault(str(coconut_key(event)), []).append(event)
+    return found
+
+
+async def eventually(condition: Callable[[], T], timeout: float = 20.0) -> T:
+    """Wait until `condition()` is truthy (the sync is asynchronous); its last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s; last value: {value!r}")
+        await asyncio.sleep(0.1)
