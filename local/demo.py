@@ -1,0 +1,262 @@
+"""The README's first command: the whole product on the local stack, one readable step at a time.
+
+Starts Azurite, the Graph and Coconut emulators and the local Functions host, then plays a short
+scenario as Coconut (signed webhooks) and as a staff member in Outlook (the Graph emulator's
+"person" edits), printing after each step what every staff member's Outlook calendar and Coconut
+busy time hold.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from rich.console import Console
+from rich.table import Table
+
+from local.coconut_emulator.webhooks import payloads
+from local.coconut_emulator.webhooks.coconut import Coconut
+from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
+from local.stack import WEBHOOK_SECRET, LocalStack
+from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+
+TORONTO = ZoneInfo("America/Toronto")
+console = Console()
+
+
+@dataclass(frozen=True)
+class Staff:
+    coconut: payloads.StaffRef
+    upn: str
+    time_zone: str
+    mailbox_id: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.coconut['first_name']} {self.coconut['last_name']}"
+
+
+def _is_service_event(event: dict[str, Any]) -> bool:
+    props = event.get("singleValueExtendedProperties") or []
+    return any(p.get("id", "").lower() == COCONUT_ID_PROPERTY.lower() for p in props)
+
+
+def _span(start: dict[str, str], end: dict[str, str], zone: ZoneInfo) -> str:
+    first, last = _local(start, zone), _local(end, zone)
+    same_day = first[:10] == last[:10]
+    return f"{first}–{last[-5:] if same_day else last}"
+
+
+def _local(value: dict[str, str], zone: ZoneInfo) -> str:
+    moment = datetime.fromisoformat(value["dateTime"][:19]).replace(tzinfo=UTC)
+    return moment.astimezone(zone).strftime("%a %d %b %H:%M")
+
+
+class Demo:
+    def __init__(self, stack: LocalStack, wait: float) -> None:
+        self.stack = stack
+        self.wait = wait
+        self.coconut = Coconut()
+        self.staff: list[Staff] = []
+
+    def add_staff(self, user_id: str, first: str, last: str, time_zone: str) -> Staff:
+        email = f"{first.lower()}.{last.lower()}@bank.example"
+        ref = payloads.staff_member(user_id, email, first, last)
+        upn = f"{first.lower()}@bank.onmicrosoft.com"
+        user = self.stack.graph.add_user(upn, mail=email, time_zone=time_zone)
+        self.stack.coconut.add_user(user_id, email, first, last, calendar_sync=True)
+        member = Staff(ref, upn, time_zone, user.id)
+        self.staff.append(member)
+        return member
+
+    async def send(self, envelope: dict[str, Any]) -> None:
+        backoff = Backoff(first_delay=0.5, max_delay=5.0, max_attempts=10)
+        async with WebhookSender(self.stack.webhook_url, WEBHOOK_SECRET, backoff=backoff) as out:
+            delivery = await out.deliver(envelope)
+        if not delivery.delivered:
+            raise RuntimeError(f"webhook answered {delivery.status}")
+
+    def calendar(self, member: Staff) -> list[dict[str, Any]]:
+        return sorted(
+            self.stack.graph.events(member.mailbox_id), key=lambda e: str(e["start"]["dateTime"])
+        )
+
+    def busy(self, member: Staff) -> list[dict[str, Any]]:
+        held = self.stack.coconut.external_events(member.coconut["id"]).values()
+        return sorted(held, key=lambda e: str(e["attributes"]["start"]))
+
+    def settle(self, expectation: Callable[[], bool]) -> bool:
+        deadline = time.monotonic() + self.wait
+        while time.monotonic() < deadline:
+            if expectation():
+                return True
+            time.sleep(0.2)
+        return expectation()
+
+    def show(self, title: str, settled: bool) -> None:
+        mark = "[green]in step[/green]" if settled else "[yellow]still syncing[/yellow]"
+        table = Table(title=f"{title} — {mark}", title_justify="left", expand=True)
+        table.add_column("Staff member", style="bold")
+        table.add_column("Outlook calendar (mailbox time zone)")
+        table.add_column("Coconut busy time (UTC)")
+        for member in self.staff:
+            zone = ZoneInfo(_iana(member.time_zone))
+            outlook = [
+                f"{_span(e['start'], e['end'], zone)} {e['subject']}"
+                + ("" if _is_service_event(e) else " [dim](own)[/dim]")
+                for e in self.calendar(member)
+            ]
+            busy = [
+                f"{e['attributes']['start'][5:16]}–{e['attributes']['end'][11:16]} "
+                f"{e['attributes']['title']} ({e['attributes']['show_as']})"
+                for e in self.busy(member)
+            ]
+            table.add_row(
+                f"{member.name}\n[dim]{member.time_zone}[/dim]",
+                "\n".join(outlook) or "[dim]—[/dim]",
+                "\n".join(busy) or "[dim]—[/dim]",
+            )
+        console.print(table)
+
+    def count(self, member: Staff, subject: str | None = None) -> int:
+        return sum(
+            1
+            for e in self.calendar(member)
+            if _is_service_event(e) and (subject is None or e["subject"] == subject)
+        )
+
+
+def _iana(name: str) -> str:
+    from sync.timezones import mailbox_zone
+
+    return str(mailbox_zone(name).key)
+
+
+async def play(demo: Demo) -> None:
+    jane = demo.add_staff("U-42", "Jane", "Doe", "Eastern Standard Time")
+    omar = demo.add_staff("U-43", "Omar", "Ali", "Pacific Standard Time")
+    sam = payloads.attendee(
+        "C-9", "Sam", "Lee", email="sam.lee@example.com", cell_phone="+1 416 555 0100"
+    )
+    branch = payloads.location("L-3", "Downtown Branch", "100 King St W, Toronto, ON M5X 1A9")
+    monday = datetime(2026, 12, 7, 10, 0, tzinfo=TORONTO)
+
+    booked = demo.coconut.book(
+        staff=[jane.coconut],
+        start=monday,
+        end=monday + timedelta(minutes=30),
+        service=payloads.service("S-7", "Opening an account"),
+        location=branch,
+        attendees=[sam],
+        notes="Customer prefers French.",
+    )
+    appointment = booked["data"]["id"]
+    await demo.send(booked)
+    demo.show("1. Book an appointment with Jane", demo.settle(lambda: demo.count(jane) == 1))
+
+    later = monday + timedelta(hours=4)
+    await demo.send(demo.coconut.reschedule(appointment, later, later + timedelta(minutes=45)))
+    demo.show(
+        "2. Reschedule it to the afternoon",
+        demo.settle(lambda: any(_local(e["start"], TORONTO).endswith("14:00")
+                                for e in demo.calendar(jane))),
+    )
+
+    ana = payloads.attendee("C-10", "Ana", "Ruiz", email="ana.ruiz@example.com")
+    await demo.send(demo.coconut.add_attendee(appointment, ana))
+    demo.show(
+        "3. Add an attendee (listed in the description, never invited)",
+        demo.settle(lambda: any("Ana" in e["body"]["content"] for e in demo.calendar(jane))),
+    )
+
+    await demo.send(demo.coconut.reassign(appointment, [omar.coconut]))
+    demo.show(
+        "4. Reassign it to Omar",
+        demo.settle(lambda: demo.count(jane) == 0 and demo.count(omar) == 1),
+    )
+
+    tuesday = monday + timedelta(days=1)
+    team = demo.coconut.book(
+        staff=[jane.coconut, omar.coconut],
+        start=tuesday,
+        end=tuesday + timedelta(hours=1),
+        service=payloads.service("S-9", "Business banking review"),
+        location=branch,
+    )
+    await demo.send(team)
+    demo.show(
+        "5. Book a multi-staff appointment",
+        demo.settle(lambda: demo.count(jane, "Business banking review") == 1
+                    and demo.count(omar, "Business banking review") == 1),
+    )
+
+    vacation_start = datetime(2026, 12, 21, tzinfo=TORONTO)
+    await demo.send(
+        demo.coconut.record_absence(
+            staff=jane.coconut,
+            start=vacation_start,
+            end=vacation_start + timedelta(weeks=3),
+            title="Vacation",
+            all_day=True,
+        )
+    )
+    demo.show(
+        "6. Record a three-week absence for Jane",
+        demo.settle(lambda: demo.count(jane, "Vacation") == 1),
+    )
+
+    wednesday = monday + timedelta(days=2)
+    demo.stack.graph.create_event_as_person(
+        omar.mailbox_id,
+        {
+            "subject": "Dentist",
+            "showAs": "busy",
+            "start": {"dateTime": wednesday.strftime("%Y-%m-%dT13:00:00"),
+                      "timeZone": "Eastern Standard Time"},
+            "end": {"dateTime": wednesday.strftime("%Y-%m-%dT14:00:00"),
+                    "timeZone": "Eastern Standard Time"},
+        },
+    )
+    demo.show(
+        "7. Omar adds his own busy time in Outlook (imported as 'Busy', nothing else)",
+        demo.settle(lambda: len(demo.busy(omar)) >= 1),
+    )
+
+    await demo.send(demo.coconut.cancel(appointment))
+    demo.show(
+        "8. Cancel the first appointment",
+        demo.settle(lambda: demo.count(omar, "Opening an account") == 0),
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
+    parser.add_argument("--wait", type=float, default=20.0, help="seconds to wait per step")
+    parser.add_argument("--host-log", type=Path, default=Path(".local-data/host.log"))
+    args = parser.parse_args(argv)
+    args.host_log.parent.mkdir(parents=True, exist_ok=True)
+    args.host_log.write_text("")
+    console.print("[bold]Starting Azurite, the Graph and Coconut emulators and the host…[/bold]")
+    # A fast timer so Outlook changes also arrive without change notifications.
+    with LocalStack(
+        timer_schedule="*/10 * * * * *", notifications=True, host_log=args.host_log
+    ) as stack:
+        assert stack.host is not None
+        console.print(
+            f"Local host healthy at {stack.host.base_url}/api/health; "
+            f"Graph emulator {stack.graph.base_url}; Coconut emulator {stack.coconut.base_url}; "
+            f"host log {args.host_log}\n"
+        )
+        asyncio.run(play(Demo(stack, args.wait)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
