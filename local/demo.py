@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -51,7 +51,7 @@ def _is_service_event(event: dict[str, Any]) -> bool:
 def _span(start: dict[str, str], end: dict[str, str], zone: ZoneInfo) -> str:
     first, last = _local(start, zone), _local(end, zone)
     same_day = first[:10] == last[:10]
-    return f"{first}–{last[-5:] if same_day else last}"
+    return f"{first} to {last[-5:] if same_day else last}"
 
 
 def _local(value: dict[str, str], zone: ZoneInfo) -> str:
@@ -76,7 +76,7 @@ class Demo:
         self.staff.append(member)
         return member
 
-    async def send(self, envelope: dict[str, Any]) -> None:
+    async def send(self, envelope: Mapping[str, Any]) -> None:
         backoff = Backoff(first_delay=0.5, max_delay=5.0, max_attempts=10)
         async with WebhookSender(self.stack.webhook_url, WEBHOOK_SECRET, backoff=backoff) as out:
             delivery = await out.deliver(envelope)
@@ -114,7 +114,7 @@ class Demo:
                 for e in self.calendar(member)
             ]
             busy = [
-                f"{e['attributes']['start'][5:16]}–{e['attributes']['end'][11:16]} "
+                f"{e['attributes']['start'][5:16]} to {e['attributes']['end'][11:16]} "
                 f"{e['attributes']['title']} ({e['attributes']['show_as']})"
                 for e in self.busy(member)
             ]
@@ -165,8 +165,9 @@ async def play(demo: Demo) -> None:
     await demo.send(demo.coconut.reschedule(appointment, later, later + timedelta(minutes=45)))
     demo.show(
         "2. Reschedule it to the afternoon",
-        demo.settle(lambda: any(_local(e["start"], TORONTO).endswith("14:00")
-                                for e in demo.calendar(jane))),
+        demo.settle(
+            lambda: any(_local(e["start"], TORONTO).endswith("14:00") for e in demo.calendar(jane))
+        ),
     )
 
     ana = payloads.attendee("C-10", "Ana", "Ruiz", email="ana.ruiz@example.com")
@@ -193,8 +194,12 @@ async def play(demo: Demo) -> None:
     await demo.send(team)
     demo.show(
         "5. Book a multi-staff appointment",
-        demo.settle(lambda: demo.count(jane, "Business banking review") == 1
-                    and demo.count(omar, "Business banking review") == 1),
+        demo.settle(
+            lambda: (
+                demo.count(jane, "Business banking review") == 1
+                and demo.count(omar, "Business banking review") == 1
+            )
+        ),
     )
 
     vacation_start = datetime(2026, 12, 21, tzinfo=TORONTO)
@@ -218,10 +223,14 @@ async def play(demo: Demo) -> None:
         {
             "subject": "Dentist",
             "showAs": "busy",
-            "start": {"dateTime": wednesday.strftime("%Y-%m-%dT13:00:00"),
-                      "timeZone": "Eastern Standard Time"},
-            "end": {"dateTime": wednesday.strftime("%Y-%m-%dT14:00:00"),
-                    "timeZone": "Eastern Standard Time"},
+            "start": {
+                "dateTime": wednesday.strftime("%Y-%m-%dT13:00:00"),
+                "timeZone": "Eastern Standard Time",
+            },
+            "end": {
+                "dateTime": wednesday.strftime("%Y-%m-%dT14:00:00"),
+                "timeZone": "Eastern Standard Time",
+            },
         },
     )
     demo.show(

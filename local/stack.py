@@ -13,7 +13,7 @@ from local.coconut_emulator import CoconutEmulator
 from local.graph_emulator.server import GraphEmulator
 from local.host_process import HostProcess
 
-WEBHOOK_SECRET = "local-webhook-secret"
+WEBHOOK_SECRET = "local-webhook-secret"  # noqa: S105 - a local-only test value
 COCONUT_API_KEY = "local-coconut-api-key"
 GRAPH_CLIENT_STATE = "local-graph-client-state"
 

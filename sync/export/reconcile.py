@@ -23,6 +23,7 @@ from sync.export.planning import (
     UpdateEvent,
     plan_calendar_changes,
     plan_drift_repairs,
+    retire,
     transaction_id,
 )
 from sync.export.rendering import EventDraft, render_event
@@ -97,7 +98,8 @@ class CalendarReconciler:
         by_key = {row.item_key: row for row in rows}
         desired = desired_drafts(staff_id, items, user.time_zone)
         links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
-        changes = plan_calendar_changes(staff_id, desired, links)
+        finished = {key for key, item in items.items() if item is not None and item.deleted}
+        changes = plan_calendar_changes(staff_id, desired, links, finished=finished)
         if check_drift:
             changes += await self._drift_repairs(staff_id, user, desired, links, changes)
         outcome = ExportOutcome()
@@ -173,17 +175,17 @@ class CalendarReconciler:
                 )
                 await self._staff_items.save_link(row, link, done=True)
                 outcome.updated += 1
-            case RemoveEvent(event_id=event_id):
+            case RemoveEvent(event_id=event_id, forget_link=forget_link):
                 await self._mailboxes.delete_event(user.id, event_id)
-                await self._forget(row)
+                await self._drop(row, forget_link)
                 outcome.removed += 1
-            case RemoveUnconfirmedEvent():
+            case RemoveUnconfirmedEvent(forget_link=forget_link):
                 for event in await self._mailboxes.find_events_for(user.id, change.item_key):
                     await self._mailboxes.delete_event(user.id, event.id)
-                await self._forget(row)
+                await self._drop(row, forget_link)
                 outcome.removed += 1
             case ForgetLink():
-                await self._forget(row)
+                await self._drop(row, forget=True)
 
     async def _create(self, user: MailboxUser, row: StaffItemRow, change: CreateEvent) -> None:
         body = change.draft.to_graph()
@@ -213,9 +215,10 @@ class CalendarReconciler:
         )
         await self._staff_items.save_link(row, link, done=True)
 
-    async def _forget(self, row: StaffItemRow) -> None:
-        if not await self._staff_items.forget(row):
-            # A newer delivery touched the row: keep it (pending), with no event and the next
-            # generation, so a later create cannot reuse the removed event's transaction id.
-            gone = EventLink(item_key=row.item_key, generation=row.link.generation + 1)
-            await self._staff_items.save_link(row, gone, done=False)
+    async def _drop(self, row: StaffItemRow, forget: bool) -> None:
+        """After a removal: delete the row for an item deleted in Coconut, else keep it retired
+        (no event, next generation) so a later create cannot reuse a spent transaction id."""
+        if forget and await self._staff_items.forget(row):
+            return
+        retired = retire(row.link) if row.link.event_id or row.link.pending_create else row.link
+        await self._staff_items.save_link(row, retired, done=not forget)

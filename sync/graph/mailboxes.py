@@ -119,10 +119,21 @@ class StaffMailboxes:
             select=["id", "changeKey"],
         )
         events = self._client.users.by_user_id(user_id).events
-        found = await self._caller.call(
+        page = await self._caller.call(
             user_id, lambda: events.get(request_configuration=_config(query))
         )
-        return [_written(e) for e in (found.value if found and found.value else []) if e.id]
+        found: list[WrittenEvent] = []
+        while page is not None:
+            found += [_written(e) for e in page.value or [] if e.id]
+            next_link = page.odata_next_link
+            if not next_link:
+                break
+            next_page = events.with_url(next_link)
+            page = await self._caller.call(
+                user_id,
+                lambda: next_page.get(request_configuration=_config()),  # noqa: B023 - awaited now
+            )
+        return found
 
     async def update_event(self, user_id: str, event_id: str, body: dict[str, Any]) -> WrittenEvent:
         item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)

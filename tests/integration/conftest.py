@@ -56,13 +56,13 @@ def events_by_key(graph: GraphEmulator, user: str) -> dict[str, list[dict[str, A
     return found
 
 
-async def eventually(condition: Callable[[], T], timeout: float = 20.0) -> T:
+async def eventually(condition: Callable[[], T], within: float = 20.0) -> T:
     """Wait until `condition()` is truthy (the sync is asynchronous); its last value."""
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = condition()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"not reached within {timeout} s; last value: {value!r}")
+            raise AssertionError(f"not reached within {within} s; last value: {value!r}")
         await asyncio.sleep(0.1)

@@ -112,7 +112,8 @@ async def test_booked_appointment_appears_in_the_staff_calendar_as_designed(
     assert "+1 416 555 0100" in body
     assert "+1 416 555 0199" not in body, "only the mobile number is listed"
     assert "Bring two pieces of ID." in body
-    assert "Which account type?" in body and "Chequing" in body
+    assert "Which account type?" in body
+    assert "Chequing" in body
     assert body.index("Customer prefers French.") < body.index("Sam")
 
 
@@ -238,7 +239,7 @@ async def test_deleted_appointment_is_removed_and_stays_deleted(
     await eventually(lambda: not synced_events(stack.graph, people.jane_box))
     # A late delivery of the original booking does not bring it back.
     assert await deliver(stack, booked) == [202]
-    await eventually(lambda: not synced_events(stack.graph, people.jane_box), timeout=3)
+    await eventually(lambda: not synced_events(stack.graph, people.jane_box), within=3)
 
 
 async def test_three_week_absence_syncs_as_it_is(stack: LocalStack, people: People) -> None:

@@ -1,0 +1,1 @@
+"""Export: Coconut appointments and absences written to staff members' Exchange calendars."""
