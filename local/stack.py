@@ -26,6 +26,9 @@ class LocalStack:
     notifications: bool = False
     extra_settings: dict[str, str] = field(default_factory=dict)
     host_log: Path | None = None
+    # Seconds a dequeued message stays invisible while it runs (Azure: 10 minutes, renewed).
+    # Crash tests shorten it so work held by a killed host comes back quickly.
+    queue_lease: float = 600.0
     azurite: Azurite = field(default_factory=Azurite)
     graph: GraphEmulator = field(default_factory=GraphEmulator)
     coconut: CoconutEmulator = field(
@@ -63,7 +66,12 @@ class LocalStack:
 
     def start_host(self) -> HostProcess:
         """(Re)start the Functions host, e.g. after `kill_host` in a crash test."""
-        host = HostProcess(env={}, script_root=REPO_ROOT, log_path=self.host_log)
+        host = HostProcess(
+            env={},
+            script_root=REPO_ROOT,
+            log_path=self.host_log,
+            extra_args=("--queue-lease", str(self.queue_lease)),
+        )
         host.env = self.settings(host.port)
         self.host = host.start()
         return host
