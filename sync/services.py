@@ -9,9 +9,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from sync.coconut.api import CoconutApi
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
 from sync.graph.mailboxes import StaffMailboxes
+from sync.imports.reconcile import BusyTimeImporter
 from sync.settings import Settings
 from sync.staff_sync import StaffSync
 from sync.storage.account import StorageAccount
@@ -32,6 +34,7 @@ class Services:
     graph: GraphCaller
     mailboxes: StaffMailboxes
     staff_sync: StaffSync
+    coconut: CoconutApi
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
@@ -42,6 +45,9 @@ class Services:
         queue = WorkQueue(account)
         caller = GraphCaller()
         mailboxes = StaffMailboxes(build_graph_client(settings), caller)
+        coconut = CoconutApi(
+            settings.coconut_api_base_url, settings.coconut_api_key.get_secret_value()
+        )
         return cls(
             settings=settings,
             account=account,
@@ -57,7 +63,9 @@ class Services:
                 staff_items=staff_items,
                 mailboxes=mailboxes,
                 queue=queue,
+                importer=BusyTimeImporter(mailboxes, coconut, settings.sync_horizon_days),
             ),
+            coconut=coconut,
         )
 
 

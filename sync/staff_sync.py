@@ -15,9 +15,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
+from sync.coconut.api import CoconutError, CoconutUnavailable
+from sync.desired_state import DesiredItem
 from sync.export.reconcile import CalendarReconciler, ExportOutcome, load_items
 from sync.graph.errors import AccessDenied, GraphFailure, RetryLater
 from sync.graph.mailboxes import MailboxUser, StaffMailboxes
+from sync.imports.reconcile import BusyTimeImporter, ImportState, OwnEvent
 from sync.storage.desired_items import DesiredItemStore
 from sync.storage.staff_items import StaffItemStore
 from sync.storage.staff_records import LeaseHeld, StaffRecord, StaffRecords
@@ -51,12 +54,14 @@ class StaffSync:
         staff_items: StaffItemStore,
         mailboxes: StaffMailboxes,
         queue: WorkQueue,
+        importer: BusyTimeImporter | None = None,
     ) -> None:
         self._records = records
         self._items = items
         self._staff_items = staff_items
         self._mailboxes = mailboxes
         self._queue = queue
+        self._importer = importer
         self._calendar = CalendarReconciler(items, staff_items, mailboxes)
 
     async def run(self, request: StaffSyncRequest) -> SyncResult:
@@ -111,21 +116,65 @@ class StaffSync:
                 "Email": email,
                 "UserId": "",
             }
+        fields: dict[str, Any] = {"Email": email}
         try:
             export = await self._calendar.reconcile(
                 staff_id, user, work, items, check_drift=request.full
             )
+            fields["EventCount"] = (
+                export.events if request.full else record_event_count(record, export)
+            )
+            if self._importer is not None:
+                fields.update(await self._import(staff_id, user, record, items, full=request.full))
         except AccessDenied as denied:
-            return SyncResult("error"), _status("Error", _denied_reason(denied), now)
+            return SyncResult("error"), {**fields, **_status("Error", _denied_reason(denied), now)}
         except GraphFailure as failure:
             if isinstance(failure, RetryLater):
                 raise
-            return SyncResult("error"), _status("Error", str(failure), now)
+            return SyncResult("error"), {**fields, **_status("Error", str(failure), now)}
+        except CoconutUnavailable as unavailable:
+            raise RetryLater(unavailable.retry_after or 30.0, unavailable.status) from None
+        except CoconutError as refused:
+            # 4xx from Coconut: recorded for the administrator; the export part still stands.
+            return SyncResult("error"), {**fields, **_status("Error", str(refused), now)}
         return SyncResult("synced", export), {
+            **fields,
             **_status("Syncing", "", now),
             "LastSyncAt": now,
-            "Email": email,
-            "EventCount": export.events if request.full else record_event_count(record, export),
+        }
+
+    async def _import(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        record: StaffRecord | None,
+        items: dict[str, DesiredItem | None],
+        *,
+        full: bool,
+    ) -> dict[str, Any]:
+        """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired."""
+        assert self._importer is not None
+        rows = await self._staff_items.rows(staff_id)  # links as the export left them
+        own = {
+            row.link.event_id: OwnEvent(row.item_key, row.link.change_key)
+            for row in rows
+            if row.link.event_id
+        }
+        state = ImportState(
+            initialised_at=record.get("InitialisedAt") if record else None,
+            delta_link=(record.get("DeltaLink") or None) if record else None,
+            round_started_at=record.get("RoundStartedAt") if record else None,
+        )
+        outcome = await self._importer.run(staff_id, user, state, own, full=full)
+        if outcome.drifted:
+            missing = [key for key in outcome.drifted if key not in items]
+            items = {**items, **await load_items(self._items, missing)}
+            await self._calendar.repair_drift(staff_id, user, rows, items, outcome.drifted)
+        return {
+            "InitialisedAt": outcome.state.initialised_at,
+            "DeltaLink": outcome.state.delta_link or "",
+            "RoundStartedAt": outcome.state.round_started_at,
+            "LastImportAt": datetime.now(UTC),
         }
 
     async def _mailbox(

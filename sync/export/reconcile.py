@@ -137,6 +137,33 @@ class CalendarReconciler:
             observed[key] = await self._mailboxes.change_key_of(user.id, link.event_id)
         return plan_drift_repairs(staff_id, desired, links, observed)
 
+    async def repair_drift(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        rows: list[StaffItemRow],
+        items: dict[str, DesiredItem | None],
+        drifted: dict[str, str | None],
+    ) -> ExportOutcome:
+        """Coconut wins over Outlook edits seen in the import's delta: `drifted` maps item keys to
+        the changeKey Outlook now has, or None when the event left the calendar view."""
+        by_key = {row.item_key: row for row in rows}
+        links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
+        observed: dict[str, str | None] = {}
+        for key, change_key in drifted.items():
+            link = links.get(key)
+            if link is None or link.event_id is None:
+                continue
+            if change_key is None:
+                # Deleted, or moved out of the window by a person: only Graph can tell which.
+                change_key = await self._mailboxes.change_key_of(user.id, link.event_id)
+            observed[key] = change_key
+        desired = desired_drafts(staff_id, items, user.time_zone)
+        outcome = ExportOutcome()
+        for change in plan_drift_repairs(staff_id, desired, links, observed):
+            await self._apply(staff_id, user, by_key[change.item_key], change, outcome)
+        return outcome
+
     async def _apply(
         self,
         staff_id: str,

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
+from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
 from msgraph.generated.models.event import Event
+from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
+    DeltaRequestBuilder,
+)
 from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
@@ -25,12 +30,23 @@ from sync.graph.errors import NotFound
 # The GUID is this service's own property-set id; changing it would orphan existing events.
 COCONUT_ID_PROPERTY = "String {6a8f3c2e-1b4d-4e7a-9c5f-0d2e8b7a6c41} Name CoconutId"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
+DELTA_PAGE_SIZE = 100
 
 
 @dataclass(frozen=True)
 class MailboxUser:
     id: str
     time_zone: str
+
+
+@dataclass(frozen=True)
+class DeltaPage:
+    """One page of `calendarView/delta`: event JSON objects (camelCase, `@removed` kept), and
+    either the next page's link or the delta link to keep for the next round."""
+
+    items: list[dict[str, Any]]
+    next_link: str | None
+    delta_link: str | None
 
 
 @dataclass(frozen=True)
@@ -50,13 +66,22 @@ def _event(payload: dict[str, Any]) -> Event:
     return value
 
 
+def _as_json(event: Event) -> dict[str, Any]:
+    writer = JsonSerializationWriter()
+    writer.write_object_value(None, event)
+    parsed: dict[str, Any] = json.loads(writer.get_serialized_content())
+    return parsed
+
+
 def _odata_string(value: str) -> str:
     return value.replace("'", "''")
 
 
-def _config(query: object | None = None) -> RequestConfiguration[Any]:
+def _config(query: object | None = None, *prefer: str) -> RequestConfiguration[Any]:
     config: RequestConfiguration[Any] = RequestConfiguration(query_parameters=query)
     config.headers.add("Prefer", IMMUTABLE_IDS)
+    for preference in prefer:
+        config.headers.add("Prefer", preference)
     return config
 
 
@@ -161,3 +186,43 @@ class StaffMailboxes:
         except NotFound:
             return None
         return event.change_key if event else None
+
+    async def calendar_delta(
+        self,
+        user_id: str,
+        *,
+        link: str | None = None,
+        window: tuple[datetime, datetime] | None = None,
+        page_size: int = DELTA_PAGE_SIZE,
+    ) -> DeltaPage:
+        """One page of changes in the primary calendar's view: from a `nextLink`/`deltaLink`,
+        or (with `window`) the first page of a new round. Times come back in UTC.
+
+        Raises `SyncStateGone` when Graph no longer knows the link's state (410)."""
+        delta = self._client.users.by_user_id(user_id).calendar_view.delta
+        prefer = ('outlook.timezone="UTC"', f"odata.maxpagesize={page_size}")
+        if link is not None:
+            builder = delta.with_url(link)
+            config = _config(None, *prefer)
+        else:
+            if window is None:
+                raise ValueError("a new delta round needs its window")
+            start, end = window
+            query = DeltaRequestBuilder.DeltaRequestBuilderGetQueryParameters(
+                start_date_time=_utc_text(start), end_date_time=_utc_text(end)
+            )
+            builder, config = delta, _config(query, *prefer)
+        response = await self._caller.call(
+            user_id, lambda: builder.get(request_configuration=config)
+        )
+        if response is None:
+            return DeltaPage([], None, None)
+        return DeltaPage(
+            items=[_as_json(event) for event in response.value or []],
+            next_link=response.odata_next_link,
+            delta_link=response.odata_delta_link,
+        )
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")

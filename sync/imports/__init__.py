@@ -1,0 +1,1 @@
+"""Import: a staff member's own Exchange busy time becomes "Busy" external events in Coconut."""

@@ -1,0 +1,189 @@
+"""Bring a staff member's Outlook busy time into Coconut from `calendarView/delta`.
+
+One run follows the stored delta link to the end (every page), classifies each item with the pure
+filter, and applies the net result to Coconut (PUT/DELETE external events). The new delta link is
+stored only after everything was applied, so a crash replays the same changes (harmless: PUT and
+DELETE are idempotent).
+
+A full round — the first run, a 410 `syncStateNotFound`, a daily window refresh (the window's end
+moves with time) or an operator's resync — reads the whole window and makes Coconut hold exactly
+what it found, without duplicating or losing a block (`plan_full_resync`).
+
+Delta items for the service's own events are never imported (no echo); they are how Outlook edits
+of Coconut-owned events are noticed (`OwnEventChange`), which the export repairs ("Coconut wins").
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sync.coconut.api import CoconutApi
+from sync.graph.errors import SyncStateGone
+from sync.graph.mailboxes import MailboxUser, StaffMailboxes
+from sync.imports.busy_time import BusyBlock, classify, net_changes, plan_full_resync
+
+# A new round once a day, so the window's end keeps `horizon` days ahead.
+ROUND_LIFETIME = timedelta(hours=24)
+COCONUT_CONCURRENCY = 4
+
+
+@dataclass(frozen=True)
+class ImportState:
+    """What is kept per staff member between runs (in the staff record)."""
+
+    initialised_at: datetime | None = None
+    delta_link: str | None = None
+    round_started_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class OwnEvent:
+    """An event the export wrote, as the export last knew it."""
+
+    item_key: str
+    change_key: str | None
+
+
+@dataclass
+class ImportOutcome:
+    state: ImportState
+    written: int = 0
+    deleted: int = 0
+    pages: int = 0
+    full_round: bool = False
+    # Own events that Outlook changed (new changeKey) or removed (None), by item key.
+    drifted: dict[str, str | None] = field(default_factory=dict)
+
+
+def import_window(
+    initialised_at: datetime, now: datetime, horizon_days: int
+) -> tuple[datetime, datetime]:
+    """[calendar initialisation - 1 day, now + horizon] (DESIGN.md, "Import")."""
+    return initialised_at - timedelta(days=1), now + timedelta(days=horizon_days)
+
+
+class BusyTimeImporter:
+    def __init__(self, mailboxes: StaffMailboxes, coconut: CoconutApi, horizon_days: int) -> None:
+        self._mailboxes = mailboxes
+        self._coconut = coconut
+        self._horizon_days = horizon_days
+
+    async def run(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        state: ImportState,
+        own_events: Mapping[str, OwnEvent],
+        *,
+        full: bool = False,
+    ) -> ImportOutcome:
+        now = datetime.now(UTC)
+        initialised_at = state.initialised_at or now
+        window = import_window(initialised_at, now, self._horizon_days)
+        stale_round = (
+            state.round_started_at is None or now - state.round_started_at > ROUND_LIFETIME
+        )
+        if full or state.delta_link is None or stale_round:
+            return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
+        try:
+            return await self._incremental(staff_id, user, state, window, own_events)
+        except SyncStateGone:
+            # Graph forgot the token: start a fresh round over the whole window.
+            return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
+
+    async def _incremental(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        state: ImportState,
+        window: tuple[datetime, datetime],
+        own_events: Mapping[str, OwnEvent],
+    ) -> ImportOutcome:
+        items, delta_link, pages = await self._read_round(user, state.delta_link, None)
+        changes = net_changes(
+            classify(i, window_start=window[0], own_event_ids=own_events) for i in items
+        )
+        outcome = ImportOutcome(
+            state=ImportState(state.initialised_at, delta_link, state.round_started_at),
+            pages=pages,
+        )
+        await self._apply(staff_id, list(changes.put.values()), sorted(changes.delete), outcome)
+        outcome.drifted = _drifted(items, own_events)
+        return outcome
+
+    async def _full_round(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        initialised_at: datetime,
+        window: tuple[datetime, datetime],
+        own_events: Mapping[str, OwnEvent],
+        now: datetime,
+    ) -> ImportOutcome:
+        items, delta_link, pages = await self._read_round(user, None, window)
+        changes = net_changes(
+            classify(i, window_start=window[0], own_event_ids=own_events) for i in items
+        )
+        held = await self._coconut.busy_blocks(staff_id)
+        to_put, to_delete = plan_full_resync(changes.put.values(), held, window_start=window[0])
+        outcome = ImportOutcome(
+            state=ImportState(initialised_at, delta_link, now), pages=pages, full_round=True
+        )
+        await self._apply(staff_id, to_put, to_delete, outcome)
+        outcome.drifted = _drifted(items, own_events)
+        return outcome
+
+    async def _read_round(
+        self, user: MailboxUser, link: str | None, window: tuple[datetime, datetime] | None
+    ) -> tuple[list[dict[str, object]], str, int]:
+        """Every item up to the round's delta link (all `nextLink` pages followed)."""
+        items: list[dict[str, object]] = []
+        pages = 0
+        page = await self._mailboxes.calendar_delta(user.id, link=link, window=window)
+        while True:
+            pages += 1
+            items += page.items
+            if page.next_link:
+                page = await self._mailboxes.calendar_delta(user.id, link=page.next_link)
+                continue
+            if page.delta_link is None:
+                raise SyncStateGone("delta round ended without a deltaLink", None)
+            return items, page.delta_link, pages
+
+    async def _apply(
+        self, staff_id: str, to_put: list[BusyBlock], to_delete: list[str], outcome: ImportOutcome
+    ) -> None:
+        slots = asyncio.Semaphore(COCONUT_CONCURRENCY)
+
+        async def put(block: BusyBlock) -> None:
+            async with slots:
+                await self._coconut.put_busy_block(staff_id, block)
+                outcome.written += 1
+
+        async def delete(external_id: str) -> None:
+            async with slots:
+                await self._coconut.delete_busy_block(staff_id, external_id)
+                outcome.deleted += 1
+
+        await asyncio.gather(*(put(b) for b in to_put), *(delete(e) for e in to_delete))
+
+
+def _drifted(
+    items: list[dict[str, object]], own_events: Mapping[str, OwnEvent]
+) -> dict[str, str | None]:
+    """Own events whose state in Outlook is not what the export last wrote."""
+    drifted: dict[str, str | None] = {}
+    for item in items:
+        event_id = item.get("id")
+        if not isinstance(event_id, str) or event_id not in own_events:
+            continue
+        own = own_events[event_id]
+        if "@removed" in item:
+            drifted[own.item_key] = None
+        elif item.get("changeKey") != own.change_key:
+            change_key = item.get("changeKey")
+            drifted[own.item_key] = change_key if isinstance(change_key, str) else ""
+    return drifted
