@@ -11,7 +11,9 @@ import logging
 
 import azure.functions as func
 
+from sync.cycle import PeriodicCycle
 from sync.names import STAFF_SYNC_QUEUE
+from sync.notifications.receiver import receive_lifecycle, receive_notifications
 from sync.services import get_services
 from sync.settings import load_settings
 from sync.storage.account import StorageUnavailable
@@ -54,3 +56,37 @@ async def staff_sync(message: func.QueueMessage) -> None:
     request = StaffSyncRequest.model_validate_json(message.get_body())
     services = await get_services(settings)
     await services.staff_sync.run(request)
+
+
+@app.timer_trigger(schedule=settings.sync_timer_schedule, arg_name="timer", run_on_startup=False)
+async def staff_sync_timer(timer: func.TimerRequest) -> None:
+    """The periodic cycle: roster refresh and one sync per enabled staff member."""
+    services = await get_services(settings)
+    await PeriodicCycle(services.records, services.coconut, services.queue).run()
+
+
+@app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph change notifications (authenticated by clientState; Graph cannot send keys)."""
+    services = await get_services(settings)
+    reply = await receive_notifications(
+        dict(req.params),
+        req.get_body(),
+        client_state=settings.client_state,
+        requester=services.queue,
+    )
+    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
+
+
+@app.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+    """Graph lifecycle notifications for the subscriptions."""
+    services = await get_services(settings)
+    reply = await receive_lifecycle(
+        dict(req.params),
+        req.get_body(),
+        client_state=settings.client_state,
+        requester=services.queue,
+        records=services.records,
+    )
+    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)

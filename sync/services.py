@@ -14,6 +14,7 @@ from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
 from sync.graph.mailboxes import StaffMailboxes
 from sync.imports.reconcile import BusyTimeImporter
+from sync.notifications.subscriptions import MailboxSubscriptions
 from sync.settings import Settings
 from sync.staff_sync import StaffSync
 from sync.storage.account import StorageAccount
@@ -44,7 +45,13 @@ class Services:
         records = StaffRecords(account)
         queue = WorkQueue(account)
         caller = GraphCaller()
-        mailboxes = StaffMailboxes(build_graph_client(settings), caller)
+        graph = build_graph_client(settings)
+        mailboxes = StaffMailboxes(graph, caller)
+        subscriptions = None
+        if settings.notifications_enabled:
+            subscriptions = MailboxSubscriptions(
+                graph, caller, settings.public_base_url, settings.client_state
+            )
         coconut = CoconutApi(
             settings.coconut_api_base_url, settings.coconut_api_key.get_secret_value()
         )
@@ -64,6 +71,7 @@ class Services:
                 mailboxes=mailboxes,
                 queue=queue,
                 importer=BusyTimeImporter(mailboxes, coconut, settings.sync_horizon_days),
+                subscriptions=subscriptions,
             ),
             coconut=coconut,
         )

@@ -7,6 +7,7 @@ since several settings are secrets.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from typing import Literal
 from urllib.parse import urlsplit
@@ -136,6 +137,15 @@ class Settings(BaseSettings):
     @property
     def notifications_enabled(self) -> bool:
         return bool(self.public_base_url)
+
+    @property
+    def client_state(self) -> str:
+        """The secret Graph echoes in notifications. Without GRAPH_CLIENT_STATE it is derived
+        from the webhook secret, so notifications still cannot be forged."""
+        if self.graph_client_state is not None:
+            return self.graph_client_state.get_secret_value()
+        digest = hashlib.sha256(b"graph-client-state\n" + self.webhook_secrets[0].encode())
+        return digest.hexdigest()
 
     @property
     def uses_identity_storage(self) -> bool:

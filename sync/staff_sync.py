@@ -21,6 +21,7 @@ from sync.export.reconcile import CalendarReconciler, ExportOutcome, load_items
 from sync.graph.errors import AccessDenied, GraphFailure, RetryLater
 from sync.graph.mailboxes import MailboxUser, StaffMailboxes
 from sync.imports.reconcile import BusyTimeImporter, ImportState, OwnEvent
+from sync.notifications.subscriptions import MailboxSubscriptions
 from sync.storage.desired_items import DesiredItemStore
 from sync.storage.staff_items import StaffItemStore
 from sync.storage.staff_records import LeaseHeld, StaffRecord, StaffRecords
@@ -35,7 +36,7 @@ LEASE_BUSY_DELAY_SECONDS = 3
 MAILBOX_CACHE = timedelta(hours=12)
 WORKER_ID = f"worker-{uuid.uuid4().hex[:12]}"
 
-RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected"]
+RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected", "disabled"]
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,7 @@ class StaffSync:
         mailboxes: StaffMailboxes,
         queue: WorkQueue,
         importer: BusyTimeImporter | None = None,
+        subscriptions: MailboxSubscriptions | None = None,
     ) -> None:
         self._records = records
         self._items = items
@@ -62,6 +64,7 @@ class StaffSync:
         self._mailboxes = mailboxes
         self._queue = queue
         self._importer = importer
+        self._subscriptions = subscriptions
         self._calendar = CalendarReconciler(items, staff_items, mailboxes)
 
     async def run(self, request: StaffSyncRequest) -> SyncResult:
@@ -95,6 +98,12 @@ class StaffSync:
         record = await self._records.get(staff_id)
         if record is not None and record.get("Disconnected", False):
             return SyncResult("disconnected"), {}
+        if record is not None and record.get("CalendarSync") is False:
+            return SyncResult("disabled"), _status(
+                "Disabled",
+                "calendar sync is off for this staff member in Coconut",
+                datetime.now(UTC),
+            )
         rows = await self._staff_items.rows(staff_id)
         work = [r for r in rows if request.full or r.pending or r.link.pending_create]
         items = await load_items(self._items, [r.item_key for r in work])
@@ -126,6 +135,8 @@ class StaffSync:
             )
             if self._importer is not None:
                 fields.update(await self._import(staff_id, user, record, items, full=request.full))
+            if self._subscriptions is not None:
+                fields.update(await self._subscribe(staff_id, user, record))
         except AccessDenied as denied:
             return SyncResult("error"), {**fields, **_status("Error", _denied_reason(denied), now)}
         except GraphFailure as failure:
@@ -142,6 +153,20 @@ class StaffSync:
             **_status("Syncing", "", now),
             "LastSyncAt": now,
         }
+
+    async def _subscribe(
+        self, staff_id: str, user: MailboxUser, record: StaffRecord | None
+    ) -> dict[str, Any]:
+        """Keep the mailbox's change-notification subscription alive; the timer is the safety
+        net, so a refused subscription is noted but does not fail the sync."""
+        assert self._subscriptions is not None
+        try:
+            fields = await self._subscriptions.ensure(staff_id, user.id, record)
+        except RetryLater:
+            raise
+        except GraphFailure as failure:
+            return {"SubscriptionError": str(failure)}
+        return {**fields, "SubscriptionError": ""} if fields else {}
 
     async def _import(
         self,

@@ -18,7 +18,7 @@ from sync.storage.account import StorageAccount, guarded
 from sync.storage.keys import from_table_key, table_key
 
 ROW = "staff"
-StaffStatus = Literal["Syncing", "Warning", "Error", "Pending", "Disconnected"]
+StaffStatus = Literal["Syncing", "Warning", "Error", "Disabled", "Disconnected"]
 
 
 class LeaseHeld(Exception):

@@ -11,6 +11,7 @@ from sync.work import StaffSyncRequest, SyncReason
 
 # Azure Storage's limit for a message's initial invisibility.
 MAX_DELAY_SECONDS = 7 * 24 * 3600
+SEND_CONCURRENCY = 32
 
 
 class WorkQueue:
@@ -25,13 +26,29 @@ class WorkQueue:
         delay_seconds: float = 0,
         full: bool = False,
     ) -> None:
-        delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
+        ids = sorted(set(staff_ids))
+        await self._send_all([(staff_id, delay_seconds) for staff_id in ids], reason, full)
 
-        async def send(staff_id: str) -> None:
+    async def request_sync_spread(
+        self, staff_ids: Iterable[str], reason: SyncReason, *, spread_seconds: float
+    ) -> None:
+        """One request per staff member, their visibility spread evenly over `spread_seconds`."""
+        ids = sorted(set(staff_ids))
+        step = spread_seconds / len(ids) if ids else 0.0
+        await self._send_all([(s, i * step) for i, s in enumerate(ids)], reason, False)
+
+    async def _send_all(
+        self, requests: list[tuple[str, float]], reason: SyncReason, full: bool
+    ) -> None:
+        slots = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def send(staff_id: str, delay_seconds: float) -> None:
+            delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
             body = StaffSyncRequest(staff_id=staff_id, reason=reason, full=full)
             payload = body.model_dump_json().encode()
-            await guarded(
-                lambda: self._queue.send_message(payload, visibility_timeout=delay or None)
-            )
+            async with slots:
+                await guarded(
+                    lambda: self._queue.send_message(payload, visibility_timeout=delay or None)
+                )
 
-        await asyncio.gather(*(send(staff_id) for staff_id in sorted(set(staff_ids))))
+        await asyncio.gather(*(send(staff_id, delay) for staff_id, delay in requests))

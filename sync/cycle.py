@@ -1,0 +1,116 @@
+"""The periodic cycle (timer, `SYNC_TIMER_SCHEDULE`): the safety net behind webhooks and
+change notifications.
+
+Refreshes the staff roster from the Coconut API (only `calendar_sync: true` staff are synced),
+then asks for one sync of every enabled staff member, spread over a short interval so that
+10,000 staff do not land on the queue in the same second. Each sync pulls Exchange changes (delta),
+retries pending export work and renews the staff member's change-notification subscription when
+it expires soon, so the timer itself stays cheap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sync.coconut.api import CoconutApi, CoconutError
+from sync.storage.staff_records import StaffRecord, StaffRecords
+from sync.storage.work_queue import WorkQueue
+
+log = logging.getLogger("sync.cycle")
+
+# Requests go out over at most this many seconds: staff/100 s, capped at a minute.
+MAX_SPREAD_SECONDS = 60.0
+ROSTER_WRITE_CONCURRENCY = 16
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    enqueued: int
+    roster_size: int | None  # None when the roster could not be read this time
+    roster_changes: int
+    seconds: float
+
+
+def _roster_fields(email: str, calendar_sync: bool) -> dict[str, Any]:
+    return {"Email": email, "CalendarSync": calendar_sync}
+
+
+def _differs(record: StaffRecord | None, fields: dict[str, Any]) -> bool:
+    return record is None or any(record.get(k) != v for k, v in fields.items())
+
+
+class PeriodicCycle:
+    def __init__(self, records: StaffRecords, coconut: CoconutApi, queue: WorkQueue) -> None:
+        self._records = records
+        self._coconut = coconut
+        self._queue = queue
+
+    async def run(self) -> CycleOutcome:
+        started = time.monotonic()
+        known = {record.staff_id: record for record in await self._records.all()}
+        roster_size: int | None = None
+        changes = 0
+        try:
+            roster = await self._coconut.roster()
+        except CoconutError as error:
+            # Keep syncing the staff already known; the roster is refreshed next cycle.
+            log.warning(
+                "roster refresh failed",
+                extra={"operation": "roster", "outcome": "failed", "status": error.status},
+            )
+            enabled = [
+                staff_id
+                for staff_id, record in known.items()
+                if record.get("CalendarSync", True) and not record.get("Disconnected", False)
+            ]
+        else:
+            roster_size = len(roster)
+            updates = {
+                user.id: _roster_fields(user.email, user.calendar_sync)
+                for user in roster
+                if _differs(known.get(user.id), _roster_fields(user.email, user.calendar_sync))
+            }
+            # Staff no longer on the roster stop syncing like those switched off.
+            on_roster = {user.id for user in roster}
+            updates.update(
+                {
+                    staff_id: {"CalendarSync": False}
+                    for staff_id, record in known.items()
+                    if staff_id not in on_roster and record.get("CalendarSync", True)
+                }
+            )
+            changes = len(updates)
+            await self._write(updates)
+            enabled = [
+                user.id
+                for user in roster
+                if user.calendar_sync
+                and not (known.get(user.id) and known[user.id].get("Disconnected", False))
+            ]
+        spread = min(MAX_SPREAD_SECONDS, len(enabled) / 100)
+        await self._queue.request_sync_spread(enabled, "timer", spread_seconds=spread)
+        outcome = CycleOutcome(len(enabled), roster_size, changes, time.monotonic() - started)
+        log.info(
+            "periodic cycle",
+            extra={
+                "operation": "timer",
+                "outcome": "ok",
+                "enqueued": outcome.enqueued,
+                "roster_changes": changes,
+                "latency_ms": round(outcome.seconds * 1000, 1),
+            },
+        )
+        return outcome
+
+    async def _write(self, updates: dict[str, dict[str, Any]]) -> None:
+        slots = asyncio.Semaphore(ROSTER_WRITE_CONCURRENCY)
+
+        async def write(staff_id: str, fields: dict[str, Any]) -> None:
+            async with slots:
+                await self._records.merge(staff_id, fields)
+
+        await asyncio.gather(*(write(k, v) for k, v in updates.items()))

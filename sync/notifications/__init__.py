@@ -1,0 +1,1 @@
+"""Graph change notifications: per-mailbox subscriptions and the endpoints Graph calls."""
