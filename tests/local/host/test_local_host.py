@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import subprocess
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from local.azurite import REPO_ROOT, Azurite
@@ -65,15 +67,9 @@ def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
 
 def queue(azurite: Azurite, name: str) -> QueueClient:
     client = QueueClient.from_connection_string(azurite.connection_string, name)
-    if name not in {q.name for q in _service(azurite).list_queues()}:
+    with contextlib.suppress(ResourceExistsError):  # the host may have made it already
         client.create_queue()
     return client
-
-
-def _service(azurite: Azurite):  # type: ignore[no-untyped-def]
-    from azure.storage.queue import QueueServiceClient
-
-    return QueueServiceClient.from_connection_string(azurite.connection_string)
 
 
 def send_base64(client: QueueClient, text: str) -> None:
