@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
-from local.azurite import REPO_ROOT, Azurite
+from local.azurite import REPO_ROOT, Azurite, free_port
 from local.coconut_emulator import CoconutEmulator
 from local.graph_emulator.server import GraphEmulator
 from local.host_process import HostProcess
@@ -35,6 +35,7 @@ class LocalStack:
         default_factory=lambda: CoconutEmulator(api_key=COCONUT_API_KEY)
     )
     host: HostProcess | None = None
+    host_port: int | None = None
 
     @property
     def webhook_url(self) -> str:
@@ -71,7 +72,10 @@ class LocalStack:
             script_root=REPO_ROOT,
             log_path=self.host_log,
             extra_args=("--queue-lease", str(self.queue_lease)),
+            # A restarted host keeps its address, so Coconut's retries reach it again.
+            port=self.host_port or free_port(),
         )
+        self.host_port = host.port
         host.env = self.settings(host.port)
         self.host = host.start()
         return host
