@@ -32,6 +32,7 @@ class ChaosConfig:
     outlook_edits: int = 200
     kills: int = 2
     settle_seconds: float = 300.0
+    fault_tail_seconds: float = 120.0
     throttle_rate: float = 0.10
     unavailable_rate: float = 0.05
     lost_rate: float = 0.03
@@ -54,7 +55,13 @@ class ChaosReport:
     tampered: int = 0
     workload_seconds: float = 0.0
     settle_seconds: float = 0.0
+    converged_under_faults: bool = False
     graph_counters: dict[str, Any] = field(default_factory=dict)
+
+    def _when_converged(self) -> str:
+        if self.converged_under_faults:
+            return "converged while the faults were still on"
+        return "converged after the faults stopped"
 
     def lines(self) -> list[str]:
         c = self.config
@@ -66,12 +73,19 @@ class ChaosReport:
             f"deliveries {self.deliveries} ({self.duplicates_sent} duplicated, "
             f"{self.reordered} held back and delivered out of order, "
             f"{self.undelivered} never accepted)",
-            f"Graph requests {graph.get('requests', '?')}, answered 429: "
-            f"{graph.get('throttled', '?')}, 503: {graph.get('unavailable', '?')}, "
-            f"lost: {graph.get('lost', '?')}",
-            f"workload {self.workload_seconds:.0f} s, settled in {self.settle_seconds:.0f} s",
+            f"Graph requests {graph.get('requests', 0)}: 429 {_share(graph, 'throttled')}, "
+            f"503 {_share(graph, 'unavailable')}, connections dropped {_share(graph, 'lost')} "
+            "(lost answers sent as 503 count as 503)",
+            f"workload {self.workload_seconds:.0f} s, settled in {self.settle_seconds:.0f} s "
+            f"({self._when_converged()})",
             self.verdict.summary(),
         ]
+
+
+def _share(counters: Mapping[str, int], key: str) -> str:
+    total = counters.get("requests", 0)
+    value = counters.get(key, 0)
+    return f"{value} ({100 * value / total:.1f}%)" if total else f"{value}"
 
 
 def graph_faults(config: ChaosConfig) -> list[FaultRule]:
@@ -176,21 +190,34 @@ class ChaosRun:
         await self._play(stack, workload, actor, report, kill_points)
         report.workload_seconds = time.monotonic() - started
 
-        # Faults off: the service must now settle to exactly the final state.
+        settle_started = time.monotonic()
+        # The backlog is worked off with the faults still on, for up to `fault_tail_seconds`...
+        await self._settle(stack, workload, actor, report, config.fault_tail_seconds)
+        report.converged_under_faults = report.verdict.ok
+        # ...then the faults stop and the service must settle to exactly the final state.
         stack.graph.state.faults.configure((), 0)
         stack.coconut.configure_faults(FaultPlan())
-        settle_started = time.monotonic()
-        deadline = settle_started + config.settle_seconds
-        while True:
-            busy = {s: stack.coconut.external_events(s) for s in mailboxes}
-            report.verdict = verify(workload, actor, stack.graph, busy)
-            if report.verdict.ok or time.monotonic() > deadline:
-                break
-            await asyncio.sleep(2)
+        await self._settle(stack, workload, actor, report, config.settle_seconds)
         report.settle_seconds = time.monotonic() - settle_started
         report.outlook_edits, report.tampered = actor.edits, actor.tampered
         report.graph_counters = summarise_counters(_counters(stack))
         return report
+
+    async def _settle(
+        self,
+        stack: LocalStack,
+        workload: Workload,
+        actor: OutlookActor,
+        report: ChaosReport,
+        within: float,
+    ) -> None:
+        deadline = time.monotonic() + within
+        while True:
+            busy = {s: stack.coconut.external_events(s) for s in actor.mailboxes}
+            report.verdict = verify(workload, actor, stack.graph, busy)
+            if report.verdict.ok or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(2)
 
     async def _play(
         self,

@@ -35,6 +35,13 @@ class CycleOutcome:
     seconds: float
 
 
+@dataclass(frozen=True)
+class RosterRefresh:
+    enabled: list[str]  # staff to sync: calendar_sync on, not disconnected
+    roster_size: int | None  # None when the roster could not be read this time
+    changes: int
+
+
 def _roster_fields(email: str, calendar_sync: bool) -> dict[str, Any]:
     return {"Email": email, "CalendarSync": calendar_sync}
 
@@ -51,6 +58,26 @@ class PeriodicCycle:
 
     async def run(self) -> CycleOutcome:
         started = time.monotonic()
+        refresh = await self.refresh_roster()
+        enabled, roster_size, changes = refresh.enabled, refresh.roster_size, refresh.changes
+        spread = min(MAX_SPREAD_SECONDS, len(enabled) / 100)
+        await self._queue.request_sync_spread(enabled, "timer", spread_seconds=spread)
+        outcome = CycleOutcome(len(enabled), roster_size, changes, time.monotonic() - started)
+        log.info(
+            "periodic cycle",
+            extra={
+                "operation": "timer",
+                "outcome": "ok",
+                "enqueued": outcome.enqueued,
+                "roster_changes": changes,
+                "latency_ms": round(outcome.seconds * 1000, 1),
+            },
+        )
+        return outcome
+
+    async def refresh_roster(self) -> RosterRefresh:
+        """Bring the staff records in step with Coconut's roster (also an ops backfill's first
+        step); who is to be synced."""
         known = {record.staff_id: record for record in await self._records.all()}
         roster_size: int | None = None
         changes = 0
@@ -60,7 +87,7 @@ class PeriodicCycle:
             # Keep syncing the staff already known; the roster is refreshed next cycle.
             log.warning(
                 "roster refresh failed",
-                extra={"operation": "roster", "outcome": "failed", "status": error.status},
+                extra={"operation": "roster", "outcome": "failed", "coconut_status": error.status},
             )
             enabled = [
                 staff_id
@@ -91,20 +118,7 @@ class PeriodicCycle:
                 if user.calendar_sync
                 and not (known.get(user.id) and known[user.id].get("Disconnected", False))
             ]
-        spread = min(MAX_SPREAD_SECONDS, len(enabled) / 100)
-        await self._queue.request_sync_spread(enabled, "timer", spread_seconds=spread)
-        outcome = CycleOutcome(len(enabled), roster_size, changes, time.monotonic() - started)
-        log.info(
-            "periodic cycle",
-            extra={
-                "operation": "timer",
-                "outcome": "ok",
-                "enqueued": outcome.enqueued,
-                "roster_changes": changes,
-                "latency_ms": round(outcome.seconds * 1000, 1),
-            },
-        )
-        return outcome
+        return RosterRefresh(enabled, roster_size, changes)
 
     async def _write(self, updates: dict[str, dict[str, Any]]) -> None:
         slots = asyncio.Semaphore(ROSTER_WRITE_CONCURRENCY)

@@ -15,6 +15,7 @@ from sync.graph.client import build_graph_client
 from sync.graph.mailboxes import StaffMailboxes
 from sync.imports.reconcile import BusyTimeImporter
 from sync.notifications.subscriptions import MailboxSubscriptions
+from sync.ops.disconnect import StaffDisconnect
 from sync.settings import Settings
 from sync.staff_sync import StaffSync
 from sync.storage.account import StorageAccount
@@ -72,6 +73,7 @@ class Services:
                 queue=queue,
                 importer=BusyTimeImporter(mailboxes, coconut, settings.sync_horizon_days),
                 subscriptions=subscriptions,
+                disconnect=StaffDisconnect(mailboxes, staff_items, coconut, subscriptions),
             ),
             coconut=coconut,
         )

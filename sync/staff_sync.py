@@ -2,12 +2,19 @@
 
 One run: take the staff member's lease (so one worker owns a mailbox at a time), find their
 Microsoft 365 mailbox (cached in the staff record with its time zone), reconcile the calendar
-with Coconut's desired state, and record the outcome as the staff member's status. Throttling or
-a busy lease puts the request back on the queue with a delay rather than holding a worker.
+with Coconut's desired state, import the staff member's busy time, and record the outcome as the
+staff member's status.
+
+Requests that find the mailbox busy are folded into the holder's run (it makes one more pass
+before letting go), with a wake-up at the lease's end in case the holder died. Throttling puts
+one retry on the queue for when Graph allows again, and drops plain requests until then, rather
+than holding a worker asleep or multiplying messages.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -22,21 +29,37 @@ from sync.graph.errors import AccessDenied, GraphFailure, RetryLater
 from sync.graph.mailboxes import MailboxUser, StaffMailboxes
 from sync.imports.reconcile import BusyTimeImporter, ImportState, OwnEvent
 from sync.notifications.subscriptions import MailboxSubscriptions
+from sync.ops.disconnect import StaffDisconnect
 from sync.storage.desired_items import DesiredItemStore
 from sync.storage.staff_items import StaffItemStore
 from sync.storage.staff_records import LeaseHeld, StaffRecord, StaffRecords
 from sync.storage.work_queue import WorkQueue
+from sync.telemetry import (
+    EXCHANGE_TO_COCONUT_MS,
+    WEBHOOK_TO_EXCHANGE_MS,
+    log_operation,
+    record_latency,
+    record_queue_age,
+    staff_context,
+)
 from sync.work import StaffSyncRequest
 
 log = logging.getLogger("sync.staff")
 
-LEASE_DURATION = timedelta(minutes=5)
-LEASE_BUSY_DELAY_SECONDS = 3
+# Short, and renewed while a run lasts: a worker that dies blocks its mailbox for at most this.
+LEASE_DURATION = timedelta(seconds=60)
+LEASE_RENEW_SECONDS = 20
+# Passes one run makes for sync requests that arrived while it held the lease.
+MAX_PASSES = 5
 # How long a resolved mailbox (user id + time zone) is trusted before asking Graph again.
 MAILBOX_CACHE = timedelta(hours=12)
 WORKER_ID = f"worker-{uuid.uuid4().hex[:12]}"
 
 RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected", "disabled"]
+# Requests sent without a delay: their time in the queue is the queue's own backlog.
+UNDELAYED_TRIGGERS = frozenset({"webhook", "notification", "ops"})
+# Severity of a run's record (the workbook counts severity >= Error per staff member).
+_LOG_LEVELS = {"failed": logging.ERROR, "error": logging.ERROR, "warning": logging.WARNING}
 
 
 @dataclass(frozen=True)
@@ -57,6 +80,7 @@ class StaffSync:
         queue: WorkQueue,
         importer: BusyTimeImporter | None = None,
         subscriptions: MailboxSubscriptions | None = None,
+        disconnect: StaffDisconnect | None = None,
     ) -> None:
         self._records = records
         self._items = items
@@ -65,37 +89,93 @@ class StaffSync:
         self._queue = queue
         self._importer = importer
         self._subscriptions = subscriptions
+        self._disconnect = disconnect
         self._calendar = CalendarReconciler(items, staff_items, mailboxes)
 
     async def run(self, request: StaffSyncRequest) -> SyncResult:
+        with staff_context(request.staff_id):
+            return await self._run(request)
+
+    async def _run(self, request: StaffSyncRequest) -> SyncResult:
         staff_id = request.staff_id
         started = time.monotonic()
+        if request.attempt == 0 and request.reason in UNDELAYED_TRIGGERS:
+            record_queue_age(_ms_since(request.requested_at), trigger=request.reason)
+        if await self._coalesced_while_throttled(request):
+            self._log(request, "deferred", started, reason="retry already scheduled")
+            return SyncResult("deferred")
+        # One owner token per run: two messages for the same staff member in one process must
+        # not both hold the mailbox.
+        owner = f"{WORKER_ID}-{uuid.uuid4().hex[:8]}"
         try:
-            await self._records.acquire_lease(staff_id, WORKER_ID, LEASE_DURATION)
-        except LeaseHeld:
-            # Another worker has the mailbox; what it may have missed is still marked pending.
-            await self._queue.request_sync(
-                [staff_id], "lease_busy", delay_seconds=LEASE_BUSY_DELAY_SECONDS, full=request.full
-            )
+            await self._records.acquire_lease(staff_id, owner, LEASE_DURATION)
+        except LeaseHeld as held:
+            await self._defer_while_leased(request, held.until)
             self._log(request, "deferred", started, reason="lease held")
             return SyncResult("deferred")
+        renewal = asyncio.create_task(self._keep_lease(staff_id, owner))
         status: dict[str, Any] = {}
+        released = False
         try:
-            result, status = await self._run_leased(request)
+            current = request
+            for _ in range(MAX_PASSES):
+                result, status = await self._run_leased(current)
+                if await self._records.release_lease(staff_id, owner, status):
+                    released = True
+                    break
+                # Someone asked for a sync while this one ran: one more (incremental) pass.
+                current = request.model_copy(update={"full": False, "action": "sync"})
+            else:
+                await self._queue.send(request.retried())
         except RetryLater as throttled:
-            await self._queue.request_sync(
-                [staff_id], "throttled", delay_seconds=throttled.delay, full=request.full
-            )
+            until = datetime.now(UTC) + timedelta(seconds=throttled.delay)
+            status = {**status, "ThrottledUntil": until}
+            await self._queue.send(request.retried(), delay_seconds=throttled.delay)
             self._log(request, "deferred", started, graph_status=throttled.status)
             return SyncResult("deferred", retry_after=throttled.delay)
         finally:
-            await self._records.release_lease(staff_id, WORKER_ID, status)
-        self._log(request, result.outcome, started)
+            renewal.cancel()
+            if not released:
+                await self._records.force_release(staff_id, owner, status)
+        self._log(request, result.outcome, started, export=result.export)
         return result
+
+    async def _coalesced_while_throttled(self, request: StaffSyncRequest) -> bool:
+        """While Graph throttles the mailbox a retry is already on the queue for the end of the
+        wait; plain sync requests arriving before then add nothing to it (the work they stand
+        for is in storage: pending rows and the delta link) and are dropped."""
+        if request.action != "sync" or request.full:
+            return False
+        record = await self._records.get(request.staff_id)
+        until = record.get("ThrottledUntil") if record else None
+        return until is not None and until > datetime.now(UTC)
+
+    async def _defer_while_leased(self, request: StaffSyncRequest, until: datetime) -> None:
+        """The holder makes one more pass before letting go; a wake-up at the lease's end covers
+        a holder that died. Full and disconnect requests keep their own message."""
+        wake = max(until, datetime.now(UTC)) + timedelta(seconds=1)
+        delay = (wake - datetime.now(UTC)).total_seconds()
+        if request.action != "sync" or request.full:
+            await self._queue.send(request.retried(), delay_seconds=delay)
+            return
+        if await self._records.request_rerun(request.staff_id, wake):
+            await self._queue.send(request.retried(), delay_seconds=delay)
+
+    async def _keep_lease(self, staff_id: str, owner: str) -> None:
+        """Extend the lease while a long run (a backlog, a full resync) is under way."""
+        while True:
+            await asyncio.sleep(LEASE_RENEW_SECONDS)
+            with contextlib.suppress(LeaseHeld):
+                await self._records.acquire_lease(staff_id, owner, LEASE_DURATION)
 
     async def _run_leased(self, request: StaffSyncRequest) -> tuple[SyncResult, dict[str, Any]]:
         staff_id = request.staff_id
         record = await self._records.get(staff_id)
+        if request.action == "disconnect":
+            # Only while still wanted: a reconnect since the request cancels it.
+            if record is None or not record.get("Disconnected") or self._disconnect is None:
+                return SyncResult("disconnected"), {}
+            return SyncResult("disconnected"), await self._disconnect.run(staff_id, record)
         if record is not None and record.get("Disconnected", False):
             return SyncResult("disconnected"), {}
         if record is not None and record.get("CalendarSync") is False:
@@ -225,20 +305,37 @@ class StaffSync:
         *,
         reason: str = "",
         graph_status: int | None = None,
+        export: ExportOutcome | None = None,
     ) -> None:
-        log.info(
-            "staff sync %s",
-            outcome,
-            extra={
-                "operation": "staff_sync",
-                "staff_id": request.staff_id,
-                "outcome": outcome,
-                "trigger": request.reason,
-                "graph_status": graph_status,
-                "latency_ms": round((time.monotonic() - started) * 1000, 1),
-                "detail": reason,
-            },
+        if outcome == "synced" and request.reason == "webhook":
+            record_latency(
+                WEBHOOK_TO_EXCHANGE_MS, _ms_since(request.requested_at), trigger="webhook"
+            )
+        if outcome == "synced" and request.reason == "notification":
+            record_latency(
+                EXCHANGE_TO_COCONUT_MS, _ms_since(request.requested_at), trigger="notification"
+            )
+        log_operation(
+            log,
+            f"staff {request.action} {outcome}",
+            operation="staff_sync" if request.action == "sync" else f"staff_{request.action}",
+            outcome=outcome,
+            level=_LOG_LEVELS.get(outcome, logging.INFO),
+            staff_id=request.staff_id,
+            trigger=request.reason,
+            full=request.full,
+            attempt=request.attempt,
+            graph_status=graph_status,
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+            detail=reason or None,
+            events_created=export.created if export else None,
+            events_updated=export.updated if export else None,
+            events_removed=export.removed if export else None,
         )
+
+
+def _ms_since(moment: datetime) -> float:
+    return (datetime.now(UTC) - moment).total_seconds() * 1000
 
 
 def record_event_count(record: StaffRecord | None, export: ExportOutcome) -> int:

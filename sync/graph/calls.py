@@ -26,6 +26,7 @@ from sync.graph.errors import (
     RetryLater,
     SyncStateGone,
 )
+from sync.telemetry import count_graph_throttled
 
 T = TypeVar("T")
 
@@ -131,5 +132,9 @@ class GraphCaller:
             self.stats.by_status[failure.status] += 1
         if failure.status == 429:
             self.stats.throttled += 1
+            count_graph_throttled(
+                attempt=attempt,
+                retry_after=failure.delay if isinstance(failure, RetryLater) else None,
+            )
         self.stats.failures += 1
         raise failure

@@ -136,12 +136,22 @@ class StaffMailboxes:
 
     async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
         """Events in the mailbox carrying this item's Coconut-id extended property."""
+        return await self._events_matching(
+            user_id,
+            "singleValueExtendedProperties/Any(ep: ep/id eq "
+            f"'{COCONUT_ID_PROPERTY}' and ep/value eq '{_odata_string(coconut_key)}')",
+        )
+
+    async def find_service_events(self, user_id: str) -> list[WrittenEvent]:
+        """Every event in the mailbox carrying the Coconut-id extended property, whatever its
+        value: all the service ever wrote there (for a disconnect)."""
+        return await self._events_matching(
+            user_id, f"singleValueExtendedProperties/Any(ep: ep/id eq '{COCONUT_ID_PROPERTY}')"
+        )
+
+    async def _events_matching(self, user_id: str, odata_filter: str) -> list[WrittenEvent]:
         query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
-            filter=(
-                "singleValueExtendedProperties/Any(ep: ep/id eq "
-                f"'{COCONUT_ID_PROPERTY}' and ep/value eq '{_odata_string(coconut_key)}')"
-            ),
-            select=["id", "changeKey"],
+            filter=odata_filter, select=["id", "changeKey"]
         )
         events = self._client.users.by_user_id(user_id).events
         page = await self._caller.call(

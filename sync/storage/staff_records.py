@@ -22,7 +22,11 @@ StaffStatus = Literal["Syncing", "Warning", "Error", "Disabled", "Disconnected"]
 
 
 class LeaseHeld(Exception):
-    """Another worker owns this staff member's mailbox right now."""
+    """Another worker owns this staff member's mailbox right now (until `until` at the latest)."""
+
+    def __init__(self, staff_id: str, until: datetime) -> None:
+        super().__init__(staff_id)
+        self.until = until
 
 
 @dataclass(frozen=True)
@@ -63,52 +67,74 @@ class StaffRecords:
         await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
 
     async def acquire_lease(self, staff_id: str, owner: str, duration: timedelta) -> None:
-        """Take the staff member's lease (ETag compare-and-swap); `LeaseHeld` if someone has it."""
+        """Take (or, for the same owner, extend) the staff member's lease by ETag
+        compare-and-swap; `LeaseHeld` if another owner has it."""
         now = datetime.now(UTC)
         lease = {"LeaseOwner": owner, "LeaseUntil": now + duration}
         record = await self.get(staff_id)
+        entity = {"PartitionKey": table_key(staff_id), "RowKey": ROW, **lease}
         try:
             if record is None:
-                entity = {"PartitionKey": table_key(staff_id), "RowKey": ROW, **lease}
                 await guarded(lambda: self._table.create_entity(entity))
                 return
             until = record.get("LeaseUntil")
             if until is not None and until > now and record.get("LeaseOwner") != owner:
-                raise LeaseHeld(staff_id)
-            entity = {"PartitionKey": table_key(staff_id), "RowKey": ROW, **lease}
-            await guarded(
-                lambda: self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.MERGE,
-                    etag=record.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            )
+                raise LeaseHeld(staff_id, until)
+            await self._swap(entity, record.etag)
         except (ResourceExistsError, ResourceModifiedError):
-            raise LeaseHeld(staff_id) from None
+            raise LeaseHeld(staff_id, now + duration) from None
 
-    async def release_lease(self, staff_id: str, owner: str, fields: dict[str, Any]) -> None:
-        """Give the lease back, writing `fields` in the same update (only if still ours)."""
+    async def request_rerun(self, staff_id: str, wake_at: datetime) -> bool:
+        """Ask the lease holder for one more pass before it lets go. True when no wake-up is
+        scheduled for `wake_at` yet, i.e. the caller should schedule one (in case the holder
+        died and never sees the request)."""
+        record = await self.get(staff_id)
+        scheduled = record.get("WakeupAt") if record else None
+        fields: dict[str, Any] = {"RerunRequested": True}
+        needs_wakeup = scheduled is None or scheduled < wake_at
+        if needs_wakeup:
+            fields["WakeupAt"] = wake_at
+        await self.merge(staff_id, fields)
+        return needs_wakeup
+
+    async def release_lease(self, staff_id: str, owner: str, fields: dict[str, Any]) -> bool:
+        """Give the lease back, writing `fields` in the same update. False, keeping the lease,
+        when a rerun was requested meanwhile (the request is consumed): the holder runs again.
+        The swap fails if a rerun request lands between the read and the write, so none is
+        missed."""
         record = await self.get(staff_id)
         if record is None or record.get("LeaseOwner") != owner:
-            return
-        entity = {
-            "PartitionKey": table_key(staff_id),
-            "RowKey": ROW,
-            **fields,
-            "LeaseOwner": "",
-            "LeaseUntil": datetime.now(UTC),
-        }
+            return True
         try:
-            await guarded(
-                lambda: self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.MERGE,
-                    etag=record.etag,
-                    match_condition=MatchConditions.IfNotModified,
-                )
-            )
+            if record.get("RerunRequested"):
+                await self._swap(self._entity(staff_id, {"RerunRequested": False}), record.etag)
+                return False
+            await self._swap(self._release_entity(staff_id, fields), record.etag)
         except ResourceModifiedError:
-            # The record changed under us (e.g. a roster refresh): write the fields anyway.
-            fields_only = {k: v for k, v in entity.items() if not k.startswith("Lease")}
-            await guarded(lambda: self._table.upsert_entity(fields_only, mode=UpdateMode.MERGE))
+            return False
+        return True
+
+    async def force_release(self, staff_id: str, owner: str, fields: dict[str, Any]) -> None:
+        """Give the lease back whatever else changed (after a failure); still only if ours."""
+        record = await self.get(staff_id)
+        if record is None or record.get("LeaseOwner") != owner:
+            await self.merge(staff_id, fields) if fields else None
+            return
+        entity = self._release_entity(staff_id, fields)
+        await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
+
+    def _entity(self, staff_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return {"PartitionKey": table_key(staff_id), "RowKey": ROW, **fields}
+
+    def _release_entity(self, staff_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        return self._entity(staff_id, {**fields, "LeaseOwner": "", "LeaseUntil": datetime.now(UTC)})
+
+    async def _swap(self, entity: dict[str, Any], etag: str) -> None:
+        await guarded(
+            lambda: self._table.update_entity(
+                entity,
+                mode=UpdateMode.MERGE,
+                etag=etag,
+                match_condition=MatchConditions.IfNotModified,
+            )
+        )

@@ -29,6 +29,12 @@ class WorkQueue:
         ids = sorted(set(staff_ids))
         await self._send_all([(staff_id, delay_seconds) for staff_id in ids], reason, full)
 
+    async def send(self, request: StaffSyncRequest, *, delay_seconds: float = 0) -> None:
+        """Queue one request as it is (ops actions, and work put back by the worker)."""
+        delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
+        payload = request.model_dump_json().encode()
+        await guarded(lambda: self._queue.send_message(payload, visibility_timeout=delay or None))
+
     async def request_sync_spread(
         self, staff_ids: Iterable[str], reason: SyncReason, *, spread_seconds: float
     ) -> None:

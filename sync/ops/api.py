@@ -1,0 +1,171 @@
+"""The ops HTTP API behind the `ops/...` routes of function_app.py: input checks, one call into
+the ops modules, and the JSON answer (errors included), with one log record per request.
+
+| method | route                            | answer                                            |
+| ------ | -------------------------------- | ------------------------------------------------- |
+| GET    | ops/staff[?status=Error]         | 200 counts by status, every staff member's row    |
+| GET    | ops/staff/{staff_id}             | 200 one staff member's detail                     |
+| POST   | ops/staff/{staff_id}/{command}   | 202 resync, reinitialise, disconnect, reconnect   |
+| POST   | ops/resync  {"all": true} or     | 202 full resync of the tenant (roster refreshed   |
+|        |   {"staff_ids": [...]}           |     first) or of the staff listed                 |
+| GET    | ops/poison                       | 200 poison queue length and its oldest messages   |
+| POST   | ops/poison/replay {"staff_id"?}  | 200 messages put back on staff-sync               |
+
+Errors: `{"error": "<message>", "code": "<code>"}` with 400 `bad_input`, 404 `unknown_staff` /
+`unknown_command`, 409 `leased` (with `retry_after`) / `wrong_state`, 503 `unavailable`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from sync.cycle import PeriodicCycle
+from sync.ops.commands import StaffCommands
+from sync.ops.errors import BadInput, OpsError, StaffLeased
+from sync.ops.poison import PoisonQueue
+from sync.ops.status import STATUSES, Status, StatusView
+from sync.services import Services
+from sync.storage.account import StorageUnavailable
+from sync.telemetry import log_operation
+
+log = logging.getLogger("sync.ops")
+
+
+@dataclass(frozen=True)
+class OpsReply:
+    status: int
+    body: dict[str, Any]
+
+    def json(self) -> str:
+        return json.dumps(self.body)
+
+
+class ResyncBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    all: bool = False
+    staff_ids: list[str] | None = Field(default=None, min_length=1, max_length=10_000)
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    staff_id: str | None = Field(default=None, min_length=1)
+    limit: int = Field(default=1000, ge=1, le=10_000)
+
+
+def parse_body(model: type[BaseModel], body: bytes) -> Any:
+    """The JSON body as `model` (an empty body is `{}`); `BadInput` names the fields at fault,
+    never the values."""
+    try:
+        return model.model_validate_json(body or b"{}")
+    except ValidationError as error:
+        # Only the model's own field names: an unknown key is the caller's text, not ours.
+        where = sorted(
+            "an unknown field"
+            if e["type"] == "extra_forbidden"
+            else "/".join(str(p) for p in e["loc"]) or "body"
+            for e in error.errors()
+        )
+        raise BadInput(f"invalid request body at {', '.join(dict.fromkeys(where))}") from None
+
+
+def parse_status(value: str | None) -> Status | None:
+    if not value:
+        return None
+    for status in STATUSES:
+        if status.casefold() == value.casefold():
+            return status
+    raise BadInput(f"unknown status; one of {', '.join(STATUSES)}")
+
+
+class OpsApi:
+    def __init__(self, view: StatusView, commands: StaffCommands, poison: PoisonQueue) -> None:
+        self._view = view
+        self._commands = commands
+        self._poison = poison
+
+    @classmethod
+    def from_services(cls, services: Services) -> OpsApi:
+        cycle = PeriodicCycle(services.records, services.coconut, services.queue)
+        return cls(
+            StatusView(services.account, services.records, services.staff_items),
+            StaffCommands(services.records, services.queue, cycle),
+            PoisonQueue(services.account, services.queue),
+        )
+
+    async def staff_list(self, params: Mapping[str, str]) -> OpsReply:
+        async def run() -> BaseModel:
+            return await self._view.overview(parse_status(params.get("status")))
+
+        return await self._answer("ops_staff_list", 200, run)
+
+    async def staff_detail(self, staff_id: str) -> OpsReply:
+        return await self._answer(
+            "ops_staff_detail", 200, lambda: self._view.detail(staff_id), staff_id=staff_id
+        )
+
+    async def staff_command(self, staff_id: str, command: str) -> OpsReply:
+        return await self._answer(
+            f"ops_{command}" if command.isidentifier() else "ops_command",
+            202,
+            lambda: self._commands.run(command, staff_id),
+            staff_id=staff_id,
+        )
+
+    async def resync(self, body: bytes) -> OpsReply:
+        async def run() -> BaseModel:
+            request: ResyncBody = parse_body(ResyncBody, body)
+            if request.all == (request.staff_ids is not None):
+                raise BadInput('give either {"all": true} or {"staff_ids": [...]}')
+            return await self._commands.resync_all(None if request.all else request.staff_ids)
+
+        return await self._answer("ops_resync_all", 202, run)
+
+    async def poison_list(self) -> OpsReply:
+        return await self._answer("ops_poison_list", 200, self._poison.listing)
+
+    async def poison_replay(self, body: bytes) -> OpsReply:
+        async def run() -> BaseModel:
+            request: ReplayBody = parse_body(ReplayBody, body)
+            return await self._poison.replay(request.staff_id, request.limit)
+
+        return await self._answer("ops_poison_replay", 200, run)
+
+    async def _answer(
+        self,
+        operation: str,
+        status: int,
+        run: Callable[[], Awaitable[BaseModel]],
+        *,
+        staff_id: str | None = None,
+    ) -> OpsReply:
+        started = time.monotonic()
+        try:
+            reply = OpsReply(status, (await run()).model_dump(mode="json"))
+        except OpsError as error:
+            body: dict[str, Any] = {"error": error.message, "code": error.code}
+            if isinstance(error, StaffLeased):
+                body["retry_after"] = round(error.retry_after)
+            reply = OpsReply(error.status, body)
+        except StorageUnavailable:
+            reply = OpsReply(
+                503, {"error": "state store unavailable; retry later", "code": "unavailable"}
+            )
+        log_operation(
+            log,
+            f"{operation} answered {reply.status}",
+            operation=operation,
+            outcome="ok" if reply.status < 400 else str(reply.body.get("code")),
+            staff_id=staff_id,
+            http_status=reply.status,
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+        )
+        return reply

@@ -1,0 +1,119 @@
+"""The poison queue: `staff-sync` messages that failed every attempt, listed and replayed.
+
+A message holds a staff id, a reason and timestamps only, so listing it shows nothing personal.
+Replaying sends a fresh copy (attempt 0, reason "ops") to `staff-sync` and then deletes the poison
+message: a crash in between replays twice, which the level-triggered worker shrugs off.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from pydantic import BaseModel, ValidationError
+
+from sync.names import STAFF_SYNC_POISON_QUEUE
+from sync.storage.account import StorageAccount, guarded
+from sync.storage.work_queue import WorkQueue
+from sync.work import StaffSyncRequest
+
+# Storage returns at most 32 messages per peek or receive.
+PAGE: Final = 32
+# Messages left alone by a filtered replay stay hidden this long while the rest is read.
+HIDE_SECONDS: Final = 60
+
+
+class PoisonMessage(BaseModel):
+    id: str
+    inserted_at: datetime | None
+    dequeue_count: int | None
+    # None when the body is not a request this service understands.
+    staff_id: str | None
+    reason: str | None
+    action: str | None
+    full: bool | None
+
+
+class PoisonListing(BaseModel):
+    length: int  # approximate, as Storage reports it
+    messages: list[PoisonMessage]  # the oldest ones, at most 32
+
+
+class ReplayOutcome(BaseModel):
+    replayed: int
+    staff_ids: list[str]
+    left: int  # not matching the filter, or unreadable
+
+
+def parse_request(content: Any) -> StaffSyncRequest | None:
+    """The request a poison message carries, or None if it holds something else."""
+    try:
+        return StaffSyncRequest.model_validate_json(bytes(content))
+    except (ValidationError, TypeError, ValueError):
+        return None
+
+
+def describe(message: Any) -> PoisonMessage:
+    request = parse_request(message.content)
+    return PoisonMessage(
+        id=str(message.id),
+        inserted_at=message.inserted_on,
+        dequeue_count=message.dequeue_count,
+        staff_id=request.staff_id if request else None,
+        reason=request.reason if request else None,
+        action=request.action if request else None,
+        full=request.full if request else None,
+    )
+
+
+class PoisonQueue:
+    def __init__(self, account: StorageAccount, queue: WorkQueue) -> None:
+        self._poison = account.queue(STAFF_SYNC_POISON_QUEUE)
+        self._queue = queue
+
+    async def length(self) -> int:
+        properties = await guarded(self._poison.get_queue_properties)
+        return int(properties.approximate_message_count or 0)
+
+    async def listing(self) -> PoisonListing:
+        peeked = await guarded(lambda: self._poison.peek_messages(max_messages=PAGE))
+        return PoisonListing(length=await self.length(), messages=[describe(m) for m in peeked])
+
+    async def replay(self, staff_id: str | None = None, limit: int = 1000) -> ReplayOutcome:
+        """Put poison messages (all, or one staff member's) back on `staff-sync`."""
+        replayed: list[str] = []
+        left: list[Any] = []
+        while len(replayed) + len(left) < limit:
+            batch = await self._receive()
+            if not batch:
+                break
+            for message in batch:
+                request = parse_request(message.content)
+                if request is None or (staff_id is not None and request.staff_id != staff_id):
+                    left.append(message)
+                    continue
+                fresh = StaffSyncRequest(
+                    staff_id=request.staff_id,
+                    reason="ops",
+                    full=request.full,
+                    action=request.action,
+                )
+                await self._queue.send(fresh)
+                await guarded(lambda m=message: self._poison.delete_message(m))  # type: ignore[misc]
+                replayed.append(request.staff_id)
+        for message in left:  # visible again for the next look
+            await guarded(
+                lambda m=message: self._poison.update_message(m, visibility_timeout=0)  # type: ignore[misc]
+            )
+        return ReplayOutcome(
+            replayed=len(replayed), staff_ids=sorted(set(replayed)), left=len(left)
+        )
+
+    async def _receive(self) -> list[Any]:
+        async def collect() -> list[Any]:
+            pages = self._poison.receive_messages(
+                messages_per_page=PAGE, max_messages=PAGE, visibility_timeout=HIDE_SECONDS
+            )
+            return [message async for message in pages]
+
+        return await guarded(collect)

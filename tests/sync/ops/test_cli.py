@@ -1,0 +1,73 @@
+"""The pure parts of the command line: what counts as finished, and the tables it prints."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+from rich.console import Console
+
+from sync.ops.cli import counts_line, finished, parser, staff_table
+
+SINCE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> str:
+    return (SINCE + timedelta(seconds=seconds)).isoformat()
+
+
+def test_finished_means_an_outcome_recorded_after_the_request() -> None:
+    rows = [
+        {"staff_id": "U-1", "status": "Syncing", "status_at": at(5)},
+        {"staff_id": "U-2", "status": "Error", "status_at": at(1)},
+        {"staff_id": "U-3", "status": "Syncing", "status_at": at(-60)},  # before the request
+        {"staff_id": "U-4", "status": "Pending", "status_at": at(1)},  # a reconnect's own mark
+        {"staff_id": "U-5", "status": "Disconnecting", "status_at": at(2)},
+        {"staff_id": "U-6", "status": "Warning", "status_at": None},
+        {"staff_id": "U-7", "status": "Syncing", "status_at": at(9)},  # not asked about
+    ]
+    wanted = {f"U-{n}" for n in range(1, 7)}
+    assert finished(rows, SINCE, wanted) == {"U-1", "U-2"}
+
+
+def render(table: object) -> str:
+    out = io.StringIO()
+    Console(file=out, width=160).print(table)
+    return out.getvalue()
+
+
+def test_the_staff_table_has_one_readable_row_per_staff_member() -> None:
+    text = render(
+        staff_table(
+            {
+                "staff": [
+                    {
+                        "staff_id": "U-42",
+                        "status": "Error",
+                        "reason": "Graph denied access to the mailbox",
+                        "last_sync_at": at(0),
+                        "pending": 3,
+                        "events": 12,
+                        "leased_until": at(30),
+                    }
+                ]
+            }
+        )
+    )
+    line = next(line for line in text.splitlines() if "U-42" in line)
+    for expected in ("Error", "Graph denied access", "2026-12-01 12:00:00", " 3 ", " 12 ", "yes"):
+        assert expected in line
+
+
+def test_counts_line_lists_every_status() -> None:
+    line = counts_line({"Syncing": 5, "Warning": 1, "Error": 0}).plain
+    assert line == "Syncing 5  Warning 1  Error 0"
+
+
+def test_arguments() -> None:
+    args = parser().parse_args(["--url", "http://x", "resync", "--all", "--wait"])
+    assert (args.command, args.all, args.wait, args.url) == ("resync", True, 600.0, "http://x")
+    assert parser().parse_args(["backfill"]).wait == 3600.0
+    assert parser().parse_args(["disconnect", "U-1"]).wait is None
+    poison = parser().parse_args(["poison", "replay", "--staff", "U-1"])
+    assert (poison.action, poison.staff) == ("replay", "U-1")
