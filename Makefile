@@ -1,14 +1,15 @@
 # The two commands of the README:
 #   make demo   set everything up, start the local stack and play the demo scenario
 #   make test   set everything up and run the quality gates and the whole test suite
-# Other targets: setup, lint, typecheck, unit, host (run the local Functions host), clean.
+# Other targets: setup, lint, typecheck, unit, host (run the local Functions host), chaos (the full
+# chaos suite), bench (write BENCHMARKS.md), clean.
 
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-SOURCES := sync function_app.py local
+SOURCES := sync function_app.py local chaos
 
-.PHONY: demo test setup lint typecheck unit host clean
+.PHONY: demo test setup lint typecheck unit host chaos clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -41,6 +42,9 @@ test: lint typecheck
 
 host: setup
 	$(PY) -m local.host --port 7071
+
+chaos: setup
+	$(PY) -m chaos
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

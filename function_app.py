@@ -14,14 +14,21 @@ import azure.functions as func
 from sync.cycle import PeriodicCycle
 from sync.names import STAFF_SYNC_QUEUE
 from sync.notifications.receiver import receive_lifecycle, receive_notifications
+from sync.ops.api import OpsApi, OpsReply
+from sync.ops.health import report_health
+from sync.ops.poison import PoisonQueue
+from sync.ops.status import StatusView
 from sync.services import get_services
 from sync.settings import load_settings
 from sync.storage.account import StorageUnavailable
+from sync.telemetry import configure_telemetry
 from sync.webhooks.receiver import receive_webhook
 from sync.work import StaffSyncRequest
 
 # Validated at start-up: a missing or invalid setting stops the app with one line naming it.
 settings = load_settings()
+# Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else the console.
+configure_telemetry()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
 log = logging.getLogger("sync.functions")
@@ -63,6 +70,11 @@ async def staff_sync_timer(timer: func.TimerRequest) -> None:
     """The periodic cycle: roster refresh and one sync per enabled staff member."""
     services = await get_services(settings)
     await PeriodicCycle(services.records, services.coconut, services.queue).run()
+    # Gauges for the alerts: staff by status, poison queue length.
+    await report_health(
+        StatusView(services.account, services.records, services.staff_items),
+        PoisonQueue(services.account, services.queue),
+    )
 
 
 @app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -90,3 +102,57 @@ async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
         records=services.records,
     )
     return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
+
+
+# ----- Ops API -------------------------------------------------------------------------------
+# What an administrator sees and steers (docs/operations.md). Admin (master) key only; routes
+# under "ops/" because the host reserves "admin/". Each function parses, calls one OpsApi
+# method and returns its JSON.
+
+
+def _ops_reply(reply: OpsReply) -> func.HttpResponse:
+    return func.HttpResponse(reply.json(), status_code=reply.status, mimetype="application/json")
+
+
+async def _ops_api() -> OpsApi:
+    return OpsApi.from_services(await get_services(settings))
+
+
+@app.route(route="ops/staff", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_staff_list(req: func.HttpRequest) -> func.HttpResponse:
+    """Every staff member with status, reason, last sync and pending work; counts by status."""
+    return _ops_reply(await (await _ops_api()).staff_list(dict(req.params)))
+
+
+@app.route(route="ops/staff/{staff_id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_staff_detail(req: func.HttpRequest) -> func.HttpResponse:
+    """One staff member in detail."""
+    return _ops_reply(await (await _ops_api()).staff_detail(req.route_params["staff_id"]))
+
+
+@app.route(
+    route="ops/staff/{staff_id}/{command}", methods=["POST"], auth_level=func.AuthLevel.ADMIN
+)
+async def ops_staff_command(req: func.HttpRequest) -> func.HttpResponse:
+    """resync, reinitialise, disconnect or reconnect one staff member."""
+    api = await _ops_api()
+    reply = await api.staff_command(req.route_params["staff_id"], req.route_params["command"])
+    return _ops_reply(reply)
+
+
+@app.route(route="ops/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_resync(req: func.HttpRequest) -> func.HttpResponse:
+    """Full resync of the whole tenant (a first backfill) or of the staff listed."""
+    return _ops_reply(await (await _ops_api()).resync(req.get_body()))
+
+
+@app.route(route="ops/poison", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+async def ops_poison_list(req: func.HttpRequest) -> func.HttpResponse:
+    """The poison queue's length and its oldest messages."""
+    return _ops_reply(await (await _ops_api()).poison_list())
+
+
+@app.route(route="ops/poison/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_poison_replay(req: func.HttpRequest) -> func.HttpResponse:
+    """Put poison messages (all, or one staff member's) back on the work queue."""
+    return _ops_reply(await (await _ops_api()).poison_replay(req.get_body()))

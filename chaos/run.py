@@ -33,8 +33,9 @@ class ChaosConfig:
     kills: int = 2
     settle_seconds: float = 300.0
     fault_tail_seconds: float = 120.0
-    throttle_rate: float = 0.10
-    unavailable_rate: float = 0.05
+    # Rates per request; 503s are drawn only where no 429 was, hence the higher figure.
+    throttle_rate: float = 0.11
+    unavailable_rate: float = 0.06
     lost_rate: float = 0.03
     slow_rate: float = 0.05
     coconut_fault_rate: float = 0.05
@@ -73,9 +74,12 @@ class ChaosReport:
             f"deliveries {self.deliveries} ({self.duplicates_sent} duplicated, "
             f"{self.reordered} held back and delivered out of order, "
             f"{self.undelivered} never accepted)",
-            f"Graph requests {graph.get('requests', 0)}: 429 {_share(graph, 'throttled')}, "
-            f"503 {_share(graph, 'unavailable')}, connections dropped {_share(graph, 'lost')} "
-            "(lost answers sent as 503 count as 503)",
+            f"Graph requests while faults were on {graph.get('requests', 0)}: "
+            f"429 {_share(graph, 'throttled')}, 503 {_share(graph, 'unavailable')} "
+            f"(lost answers sent as 503 included), connections dropped {_share(graph, 'lost')}; "
+            f"configured: 429 {c.throttle_rate:.0%}, 503 {c.unavailable_rate:.0%}, "
+            f"lost writes {c.lost_rate:.0%}, slow {c.slow_rate:.0%}, "
+            f"Coconut 429/5xx {c.coconut_fault_rate:.0%}",
             f"workload {self.workload_seconds:.0f} s, settled in {self.settle_seconds:.0f} s "
             f"({self._when_converged()})",
             self.verdict.summary(),
@@ -194,13 +198,13 @@ class ChaosRun:
         # The backlog is worked off with the faults still on, for up to `fault_tail_seconds`...
         await self._settle(stack, workload, actor, report, config.fault_tail_seconds)
         report.converged_under_faults = report.verdict.ok
+        report.graph_counters = summarise_counters(_counters(stack))
         # ...then the faults stop and the service must settle to exactly the final state.
         stack.graph.state.faults.configure((), 0)
         stack.coconut.configure_faults(FaultPlan())
         await self._settle(stack, workload, actor, report, config.settle_seconds)
         report.settle_seconds = time.monotonic() - settle_started
         report.outlook_edits, report.tampered = actor.edits, actor.tampered
-        report.graph_counters = summarise_counters(_counters(stack))
         return report
 
     async def _settle(

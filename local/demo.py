@@ -3,7 +3,8 @@
 Starts Azurite, the Graph and Coconut emulators and the local Functions host, then plays a short
 scenario as Coconut (signed webhooks) and as a staff member in Outlook (the Graph emulator's
 "person" edits), printing after each step what every staff member's Outlook calendar and Coconut
-busy time hold.
+busy time hold. It ends with the staff status table an administrator sees
+(`python -m sync.ops status`, read through the ops API).
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ from local.coconut_emulator.webhooks.coconut import Coconut
 from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.stack import WEBHOOK_SECRET, LocalStack
 from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+from sync.ops.cli import counts_line, staff_table
+from sync.ops.client import OpsClient
 
 TORONTO = ZoneInfo("America/Toronto")
 console = Console()
@@ -245,6 +248,15 @@ async def play(demo: Demo) -> None:
     )
 
 
+def show_staff_status(stack: LocalStack) -> None:
+    """The administrator's view, as `python -m sync.ops status` prints it."""
+    assert stack.host is not None
+    with OpsClient(stack.host.base_url) as ops:
+        overview = ops.staff()
+    console.print(staff_table(overview, "9. Staff status (python -m sync.ops status)"))
+    console.print(counts_line(overview["counts"]))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local.demo", description=__doc__)
     parser.add_argument("--wait", type=float, default=20.0, help="seconds to wait per step")
@@ -264,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
             f"host log {args.host_log}\n"
         )
         asyncio.run(play(Demo(stack, args.wait)))
+        show_staff_status(stack)
     return 0
 
 

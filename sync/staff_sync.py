@@ -14,7 +14,6 @@ than holding a worker asleep or multiplying messages.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -23,7 +22,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sync.coconut.api import CoconutError, CoconutUnavailable
-from sync.desired_state import DesiredItem
 from sync.export.reconcile import CalendarReconciler, ExportOutcome, load_items
 from sync.graph.errors import AccessDenied, GraphFailure, RetryLater
 from sync.graph.mailboxes import MailboxUser, StaffMailboxes
@@ -165,8 +163,14 @@ class StaffSync:
         """Extend the lease while a long run (a backlog, a full resync) is under way."""
         while True:
             await asyncio.sleep(LEASE_RENEW_SECONDS)
-            with contextlib.suppress(LeaseHeld):
-                await self._records.acquire_lease(staff_id, owner, LEASE_DURATION)
+            # A swap can lose to another write of the record (a rerun request): try again at
+            # once rather than let the lease run out under a live run.
+            for _ in range(20):
+                try:
+                    await self._records.acquire_lease(staff_id, owner, LEASE_DURATION)
+                    break
+                except LeaseHeld:
+                    await asyncio.sleep(0.1)
 
     async def _run_leased(self, request: StaffSyncRequest) -> tuple[SyncResult, dict[str, Any]]:
         staff_id = request.staff_id
@@ -214,7 +218,7 @@ class StaffSync:
                 export.events if request.full else record_event_count(record, export)
             )
             if self._importer is not None:
-                fields.update(await self._import(staff_id, user, record, items, full=request.full))
+                fields.update(await self._import(staff_id, user, record, full=request.full))
             if self._subscriptions is not None:
                 fields.update(await self._subscribe(staff_id, user, record))
         except AccessDenied as denied:
@@ -253,7 +257,6 @@ class StaffSync:
         staff_id: str,
         user: MailboxUser,
         record: StaffRecord | None,
-        items: dict[str, DesiredItem | None],
         *,
         full: bool,
     ) -> dict[str, Any]:
@@ -272,9 +275,10 @@ class StaffSync:
         )
         outcome = await self._importer.run(staff_id, user, state, own, full=full)
         if outcome.drifted:
-            missing = [key for key in outcome.drifted if key not in items]
-            items = {**items, **await load_items(self._items, missing)}
-            await self._calendar.repair_drift(staff_id, user, rows, items, outcome.drifted)
+            # Read after the rows, like the export: a change that lands meanwhile keeps its
+            # row pending instead of being overwritten by an older state.
+            fresh = await load_items(self._items, list(outcome.drifted))
+            await self._calendar.repair_drift(staff_id, user, rows, fresh, outcome.drifted)
         return {
             "InitialisedAt": outcome.state.initialised_at,
             "DeltaLink": outcome.state.delta_link or "",

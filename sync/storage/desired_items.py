@@ -98,8 +98,10 @@ class DesiredItemStore:
         return True
 
     async def record(self, delivery: Delivery) -> RecordResult:
-        """Record a delivery's effect on its item; every staff member to reconcile is indexed
-        *before* the record is committed, so a crash in between loses nothing."""
+        """Record a delivery's effect on its item. Every staff member to reconcile is marked
+        pending before the record is committed (a crash in between loses nothing: Coconut's
+        retry is a duplicate, which marks again) and after it (no reconcile can clear a mark
+        without having seen the committed state)."""
         key = delivery_key(delivery)
         if key is None:
             return RecordResult("ignored", frozenset())
@@ -113,5 +115,8 @@ class DesiredItemStore:
             await self._staff_items.mark_pending(decision.reconcile_staff, key)
             if not await self._swap(_encode(decision.record), etag):
                 continue  # another delivery of this item won the race: decide again
+            # Marked again after the commit: a reconcile that saw the first mark but read the
+            # item before this commit cannot then clear the mark (its ETag swap fails).
+            await self._staff_items.mark_pending(decision.reconcile_staff, key)
             return RecordResult("accepted", decision.reconcile_staff)
         raise StorageUnavailable(f"too much contention recording {key}")

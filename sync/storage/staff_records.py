@@ -90,8 +90,10 @@ class StaffRecords:
         died and never sees the request)."""
         record = await self.get(staff_id)
         scheduled = record.get("WakeupAt") if record else None
-        fields: dict[str, Any] = {"RerunRequested": True}
         needs_wakeup = scheduled is None or scheduled < wake_at
+        if record is not None and record.get("RerunRequested") and not needs_wakeup:
+            return False  # already asked: no write, so the holder's lease swaps are not disturbed
+        fields: dict[str, Any] = {"RerunRequested": True}
         if needs_wakeup:
             fields["WakeupAt"] = wake_at
         await self.merge(staff_id, fields)

@@ -1,0 +1,37 @@
+"""The short chaos run of the test command: a seeded workload with duplicated, reordered and
+concurrent deliveries, Outlook edits (including tampering with the service's own events), Graph
+429s/503s/lost answers/slow answers, Coconut 429s/5xx and two host kills. It must end with every
+calendar and Coconut holding exactly the final state. `python -m chaos` runs the full size."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from chaos.run import ChaosConfig, run_chaos
+
+pytestmark = pytest.mark.integration
+
+
+def test_short_chaos_run_converges_exactly(tmp_path: Path) -> None:
+    config = ChaosConfig(
+        seed=7,
+        changes=150,
+        staff=6,
+        outlook_edits=40,
+        kills=2,
+        settle_seconds=150,
+        fault_tail_seconds=90,
+        host_log=tmp_path / "host.log",
+    )
+    report = run_chaos(config)
+    print("\n".join(report.lines()))
+    assert report.undelivered == 0, "Coconut gave up on a delivery"
+    assert report.kills == 2
+    assert report.verdict.expected_events > 0
+    assert report.verdict.missing == []
+    assert report.verdict.duplicates == []
+    assert report.verdict.unexpected == []
+    assert report.verdict.stale == []
+    assert (report.verdict.missing_busy, report.verdict.extra_busy) == (0, 0)

@@ -1,0 +1,29 @@
+"""Queued work: a request put back keeps its origin, so latency covers every wait."""
+
+from __future__ import annotations
+
+from sync.work import StaffSyncRequest
+
+
+def test_a_retried_request_keeps_reason_time_and_action_and_counts_the_attempt() -> None:
+    request = StaffSyncRequest(staff_id="U-1", reason="webhook", action="disconnect", full=True)
+    again = request.retried().retried()
+    assert again.attempt == 2
+    assert (again.reason, again.requested_at, again.action, again.full) == (
+        "webhook",
+        request.requested_at,
+        "disconnect",
+        True,
+    )
+
+
+def test_a_request_holds_identifiers_and_flags_only() -> None:
+    # What may travel through the queues (and so sit in the poison queue): nothing personal.
+    assert set(StaffSyncRequest.model_fields) == {
+        "staff_id",
+        "reason",
+        "requested_at",
+        "full",
+        "action",
+        "attempt",
+    }
