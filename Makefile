@@ -7,9 +7,9 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-SOURCES := sync function_app.py local chaos
+SOURCES := sync function_app.py local chaos benchmarks
 
-.PHONY: demo test setup lint typecheck unit host chaos clean
+.PHONY: demo test setup lint typecheck unit host chaos bench clean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -45,6 +45,9 @@ host: setup
 
 chaos: setup
 	$(PY) -m chaos
+
+bench: setup
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache .hypothesis

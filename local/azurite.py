@@ -70,6 +70,8 @@ class Azurite:
             executable,
             "--silent",
             "--loose",
+            # Azurite reports usage to the internet by default; nothing leaves this machine.
+            "--disableTelemetry",
             # azure-storage-queue 12.18 sends a newer API version than Azurite 3.37 knows.
             "--skipApiVersionCheck",
             "--blobHost",

@@ -24,7 +24,7 @@ log = logging.getLogger("sync.cycle")
 
 # Requests go out over at most this many seconds: staff/100 s, capped at a minute.
 MAX_SPREAD_SECONDS = 60.0
-ROSTER_WRITE_CONCURRENCY = 16
+ROSTER_WRITE_CONCURRENCY = 64
 
 
 @dataclass(frozen=True)
@@ -44,6 +44,19 @@ class RosterRefresh:
 
 def _roster_fields(email: str, calendar_sync: bool) -> dict[str, Any]:
     return {"Email": email, "CalendarSync": calendar_sync}
+
+
+def _disconnected(record: StaffRecord | None) -> bool:
+    return record is not None and bool(record.get("Disconnected", False))
+
+
+def _syncable(known: dict[str, StaffRecord]) -> list[str]:
+    """Known staff not switched off in Coconut and not disconnected."""
+    return [
+        staff_id
+        for staff_id, record in known.items()
+        if record.get("CalendarSync", True) is not False and not _disconnected(record)
+    ]
 
 
 def _differs(record: StaffRecord | None, fields: dict[str, Any]) -> bool:
@@ -89,11 +102,7 @@ class PeriodicCycle:
                 "roster refresh failed",
                 extra={"operation": "roster", "outcome": "failed", "coconut_status": error.status},
             )
-            enabled = [
-                staff_id
-                for staff_id, record in known.items()
-                if record.get("CalendarSync", True) and not record.get("Disconnected", False)
-            ]
+            enabled = _syncable(known)
         else:
             roster_size = len(roster)
             updates = {
@@ -101,23 +110,16 @@ class PeriodicCycle:
                 for user in roster
                 if _differs(known.get(user.id), _roster_fields(user.email, user.calendar_sync))
             }
-            # Staff no longer on the roster stop syncing like those switched off.
-            on_roster = {user.id for user in roster}
-            updates.update(
-                {
-                    staff_id: {"CalendarSync": False}
-                    for staff_id, record in known.items()
-                    if staff_id not in on_roster and record.get("CalendarSync", True)
-                }
-            )
             changes = len(updates)
             await self._write(updates)
-            enabled = [
-                user.id
-                for user in roster
-                if user.calendar_sync
-                and not (known.get(user.id) and known[user.id].get("Disconnected", False))
-            ]
+            switched_off = {user.id for user in roster if not user.calendar_sync}
+            on_roster = [user.id for user in roster if user.calendar_sync]
+            # Staff known from webhooks but absent from the roster keep their safety net too;
+            # only an explicit `calendar_sync: false` (or a disconnect) stops a staff member.
+            known_elsewhere = [s for s in _syncable(known) if s not in switched_off]
+            enabled = sorted(
+                {s for s in on_roster if not _disconnected(known.get(s))} | set(known_elsewhere)
+            )
         return RosterRefresh(enabled, roster_size, changes)
 
     async def _write(self, updates: dict[str, dict[str, Any]]) -> None:

@@ -9,6 +9,7 @@ transport failure is retried here when Graph asks for a short wait; a longer wai
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -93,7 +94,18 @@ class GraphCaller:
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(MAX_CONCURRENT_PER_MAILBOX)
         )
+        self._resume_at: dict[str, float] = {}
         self.stats = GraphCallStats()
+
+    async def _wait_for_mailbox(self, mailbox: str) -> None:
+        """Hold a request until the mailbox's throttling window reopens; a long wait goes back
+        to the caller as `RetryLater` (the queue worker turns it into a message delay)."""
+        wait = self._resume_at.get(mailbox, 0.0) - time.monotonic()
+        if wait <= 0:
+            return
+        if wait > self._max_inline_wait:
+            raise RetryLater(wait, 429, "ResumeLater")
+        await asyncio.sleep(wait)
 
     async def call(self, mailbox: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one Graph request for `mailbox`, retrying short throttling waits."""
@@ -118,6 +130,7 @@ class GraphCaller:
 
     async def _once(self, mailbox: str, operation: Callable[[], Awaitable[T]], attempt: int) -> T:
         async with self._slots[mailbox]:
+            await self._wait_for_mailbox(mailbox)
             self.stats.requests += 1
             try:
                 result = await operation()
@@ -128,6 +141,11 @@ class GraphCaller:
             else:
                 self.stats.by_status[200] += 1
                 return result
+        if isinstance(failure, RetryLater) and failure.status in (429, 503):
+            # Graph said when this mailbox takes requests again: every request for it waits
+            # until then, instead of each of the concurrent ones running into the closed window.
+            resume = time.monotonic() + failure.delay
+            self._resume_at[mailbox] = max(self._resume_at.get(mailbox, 0.0), resume)
         if failure.status is not None:
             self.stats.by_status[failure.status] += 1
         if failure.status == 429:

@@ -30,6 +30,9 @@ class StaffItemRow:
     link: EventLink
     pending: bool
     etag: str
+    # Set once a swap found the row changed by a newer delivery: from then on this run may
+    # write the link but never clear the pending mark, whatever ETag its own writes return.
+    keep_pending: bool = False
 
     @property
     def item_key(self) -> str:
@@ -100,27 +103,32 @@ class StaffItemStore:
             "RowKey": table_key(link.item_key),
             **_link_fields(link),
         }
-        if done:
-            entity["Pending"] = False
-        try:
-            metadata = await guarded(
-                lambda: self._table.update_entity(
-                    entity,
-                    mode=UpdateMode.MERGE,
-                    etag=row.etag,
-                    match_condition=MatchConditions.IfNotModified,
+        if not row.keep_pending:
+            if done:
+                entity["Pending"] = False
+            try:
+                metadata = await guarded(
+                    lambda: self._table.update_entity(
+                        entity,
+                        mode=UpdateMode.MERGE,
+                        etag=row.etag,
+                        match_condition=MatchConditions.IfNotModified,
+                    )
                 )
-            )
-        except (ResourceModifiedError, ResourceNotFoundError):
-            entity.pop("Pending", None)
-            metadata = await guarded(
-                lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE)
-            )
-            return StaffItemRow(row.staff_id, link, True, str(metadata["etag"]))
-        return StaffItemRow(row.staff_id, link, row.pending and not done, str(metadata["etag"]))
+            except (ResourceModifiedError, ResourceNotFoundError):
+                pass
+            else:
+                return StaffItemRow(
+                    row.staff_id, link, row.pending and not done, str(metadata["etag"])
+                )
+        entity.pop("Pending", None)
+        metadata = await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
+        return StaffItemRow(row.staff_id, link, True, str(metadata["etag"]), keep_pending=True)
 
     async def forget(self, row: StaffItemRow) -> bool:
         """Delete the row unless it changed since it was read; whether it was deleted."""
+        if row.keep_pending:
+            return False
         try:
             await guarded(
                 lambda: self._table.delete_entity(

@@ -11,7 +11,7 @@ from sync.work import StaffSyncRequest, SyncReason
 
 # Azure Storage's limit for a message's initial invisibility.
 MAX_DELAY_SECONDS = 7 * 24 * 3600
-SEND_CONCURRENCY = 32
+SEND_CONCURRENCY = 64
 
 
 class WorkQueue:
