@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
 import httpx
@@ -175,11 +176,15 @@ def test_missing_or_mistyped_fields_are_refused(
     node, leaf = _parent(envelope, path)
     original = node[leaf]
     if drop:
+        if leaf == "attendees":
+            return  # absent attendees: an appointment without customers, accepted
         del node[leaf]
     else:
         # Skip values that happen to be valid for the field (e.g. the same string type).
         if type(value) is type(original) or (leaf == "id" and isinstance(value, str)):
             return
+        if leaf == "attendees" and value in (None, []):
+            return  # no attendees: accepted as an appointment without customers
         node[leaf] = value
     body = json.dumps(envelope).encode()
     before = graph_writes(stack)
@@ -264,10 +269,9 @@ def test_ops_endpoints_answer_unknown_staff_and_bad_input_with_4xx(
     assume(not (isinstance(body, dict) and {"all", "staff_ids", "limit"} & set(body)))
     assert stack.host is not None
     base = f"{stack.host.base_url}/api/ops"
-    quoted = httpx.URL(f"{base}/staff/").join(httpx.URL(staff.replace("/", "%2F")))
     answers = [
-        httpx.get(str(quoted), timeout=30),
-        httpx.post(f"{base}/staff/{uuid.uuid4().hex}/{command or 'x'}", timeout=30),
+        httpx.get(f"{base}/staff/{quote(staff, safe='')}", timeout=30),
+        httpx.post(f"{base}/staff/{uuid.uuid4().hex}/{quote(command, safe='') or 'x'}", timeout=30),
         httpx.post(f"{base}/resync", content=json.dumps(body).encode(), timeout=30),
         httpx.post(f"{base}/poison/replay", content=json.dumps(body).encode(), timeout=30),
     ]
