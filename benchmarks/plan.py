@@ -1,0 +1,87 @@
+"""How big each measurement is: the full run (`make bench`) and the quick one (`--quick`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class DrainCase:
+    """One backlog-drain run: `creates` per mailbox against `limit` requests per `window` s."""
+
+    mailboxes: int
+    creates: int
+    limit: int
+    window: float
+
+
+@dataclass(frozen=True)
+class Plan:
+    quick: bool
+    # webhook 202 -> event visible: (webhooks per second, seconds sent)
+    webhook_rates: tuple[tuple[float, float], ...]
+    webhook_staff: int
+    # how long after the last webhook an event that has not appeared counts as lost
+    sync_timeout: float
+    # Graph writes: effective changes and no-op revisions of one appointment
+    effective_changes: int
+    noop_revisions: int
+    # Exchange change -> Coconut: samples with notifications, samples and timer period without
+    notified_samples: int
+    timer_samples: int
+    timer_period: int
+    # quiet cycles: staff and measured cycles
+    quiet_staff: int
+    quiet_cycles: int
+    drain_cases: tuple[DrainCase, ...]
+    cold_start_runs: int
+    fanout_staff: int
+    # seconds one measurement may take before it is reported as failed
+    time_limit: float
+    log_dir: Path | None = None
+
+
+FULL = Plan(
+    quick=False,
+    webhook_rates=((1, 20), (10, 20), (50, 10)),
+    webhook_staff=50,
+    sync_timeout=60,
+    effective_changes=10,
+    noop_revisions=10,
+    notified_samples=20,
+    timer_samples=8,
+    timer_period=5,
+    quiet_staff=50,
+    quiet_cycles=5,
+    drain_cases=(
+        DrainCase(mailboxes=1, creates=181, limit=60, window=10),
+        DrainCase(mailboxes=10, creates=31, limit=30, window=10),
+        DrainCase(mailboxes=100, creates=4, limit=3, window=10),
+    ),
+    cold_start_runs=5,
+    fanout_staff=10_000,
+    time_limit=420,
+)
+
+QUICK = Plan(
+    quick=True,
+    webhook_rates=((1, 3), (10, 2), (50, 1)),
+    webhook_staff=5,
+    sync_timeout=15,
+    effective_changes=3,
+    noop_revisions=2,
+    notified_samples=3,
+    timer_samples=3,
+    timer_period=2,
+    quiet_staff=5,
+    quiet_cycles=2,
+    drain_cases=(
+        # 100 mailboxes take too long for a quick run: the full run covers them.
+        DrainCase(mailboxes=1, creates=21, limit=10, window=2),
+        DrainCase(mailboxes=10, creates=6, limit=5, window=2),
+    ),
+    cold_start_runs=2,
+    fanout_staff=300,
+    time_limit=120,
+)

@@ -1,0 +1,84 @@
+"""The local stack for one measurement, on an Azurite shared by the whole run.
+
+Azurite takes seconds to stop, so one instance serves every measurement; each measurement gets
+fresh emulators and a fresh Functions host, and starts on an empty work queue so nothing left
+over from an earlier measurement is processed (or counted) in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from azure.core.exceptions import ResourceNotFoundError
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
+
+from local.azurite import Azurite
+from local.graph_emulator.server import GraphEmulator
+from local.graph_emulator.throttling import ThrottleLimits
+from local.stack import LocalStack
+from sync.names import QUEUES
+from sync.storage.account import StorageAccount
+
+
+def storage_account(connection: str) -> StorageAccount:
+    """The service's own storage account client for a connection string (Azurite's, or a
+    meter's in front of it)."""
+    return StorageAccount(
+        TableServiceClient.from_connection_string(connection),
+        QueueServiceClient.from_connection_string(connection),
+        [],
+    )
+
+
+async def clear_queues(azurite: Azurite) -> None:
+    async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
+        for name in QUEUES:
+            with contextlib.suppress(ResourceNotFoundError):
+                await service.get_queue_client(name).clear_messages()
+
+
+async def queued_messages(azurite: Azurite, queue: str) -> int:
+    """Messages in a queue, visible or not (Azure's approximate count)."""
+    async with QueueServiceClient.from_connection_string(azurite.connection_string) as service:
+        properties = await service.get_queue_client(queue).get_queue_properties()
+        return int(properties.approximate_message_count or 0)
+
+
+@contextlib.asynccontextmanager
+async def running_stack(
+    azurite: Azurite,
+    *,
+    timer_schedule: str = "0 0 * * * *",
+    notifications: bool = False,
+    storage_connection: str | None = None,
+    limits: ThrottleLimits | None = None,
+    log_dir: Path | None = None,
+    name: str = "stack",
+) -> AsyncIterator[LocalStack]:
+    """Emulators and a host on `azurite`; the default timer (hourly) never fires in a run."""
+    await clear_queues(azurite)
+    extra = {"AzureWebJobsStorage": storage_connection} if storage_connection else {}
+    stack = LocalStack(
+        timer_schedule=timer_schedule,
+        notifications=notifications,
+        extra_settings=extra,
+        host_log=(log_dir / f"{name}-host.log") if log_dir else None,
+        azurite=azurite,
+        graph=GraphEmulator(limits=limits),
+    )
+    # Not `stack.start()`: that would start the shared Azurite a second time.
+    stack.graph.start()
+    stack.coconut.start()
+    try:
+        await asyncio.to_thread(stack.start_host)
+        yield stack
+    finally:
+        if stack.host is not None:
+            await asyncio.to_thread(stack.host.stop)
+            stack.host = None
+        stack.coconut.stop()
+        stack.graph.stop()
