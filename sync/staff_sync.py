@@ -49,6 +49,8 @@ LEASE_DURATION = timedelta(seconds=60)
 LEASE_RENEW_SECONDS = 20
 # Passes one run makes for sync requests that arrived while it held the lease.
 MAX_PASSES = 5
+# A full or disconnect request that finds the mailbox busy tries again after this long.
+SPECIAL_RETRY_SECONDS = 3
 # How long a resolved mailbox (user id + time zone) is trusted before asking Graph again.
 MAILBOX_CACHE = timedelta(hours=12)
 WORKER_ID = f"worker-{uuid.uuid4().hex[:12]}"
@@ -117,7 +119,9 @@ class StaffSync:
         try:
             current = request
             for _ in range(MAX_PASSES):
-                result, status = await self._run_leased(current)
+                result, latest = await self._run_leased(current)
+                # Later passes add to what earlier ones found (a disconnect's outcome stays).
+                status = {**status, **latest}
                 if await self._records.release_lease(staff_id, owner, status):
                     released = True
                     break
@@ -150,12 +154,13 @@ class StaffSync:
 
     async def _defer_while_leased(self, request: StaffSyncRequest, until: datetime) -> None:
         """The holder makes one more pass before letting go; a wake-up at the lease's end covers
-        a holder that died. Full and disconnect requests keep their own message."""
+        a holder that died. Full and disconnect requests (rare, and not what a plain pass does)
+        keep their own message and try again shortly."""
+        if request.action != "sync" or request.full:
+            await self._queue.send(request.retried(), delay_seconds=SPECIAL_RETRY_SECONDS)
+            return
         wake = max(until, datetime.now(UTC)) + timedelta(seconds=1)
         delay = (wake - datetime.now(UTC)).total_seconds()
-        if request.action != "sync" or request.full:
-            await self._queue.send(request.retried(), delay_seconds=delay)
-            return
         if await self._records.request_rerun(request.staff_id, wake):
             await self._queue.send(request.retried(), delay_seconds=delay)
 
