@@ -75,7 +75,6 @@ var tableNames = [
   'items'
   'staffitems'
   'staff'
-  'busyblocks'
 ]
 
 module identity 'core/identity/user-assigned-identity.bicep' = {

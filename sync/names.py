@@ -18,8 +18,7 @@ ITEMS_TABLE: Final = "items"
 STAFF_ITEMS_TABLE: Final = "staffitems"
 # Per staff member: mailbox, time zone, lease, delta link, subscription, status.
 STAFF_TABLE: Final = "staff"
-# Per staff member: the busy blocks written to Coconut from Exchange (PartitionKey = staff id).
-BUSY_BLOCKS_TABLE: Final = "busyblocks"
 
 QUEUES: Final = (STAFF_SYNC_QUEUE, STAFF_SYNC_POISON_QUEUE)
-TABLES: Final = (ITEMS_TABLE, STAFF_ITEMS_TABLE, STAFF_TABLE, BUSY_BLOCKS_TABLE)
+# Busy blocks need no table of their own: their Coconut ids derive from the Graph event ids.
+TABLES: Final = (ITEMS_TABLE, STAFF_ITEMS_TABLE, STAFF_TABLE)

@@ -67,13 +67,11 @@ def _authentic(item: Mapping[str, Any], client_state: str) -> bool:
     return isinstance(offered, str) and hmac.compare_digest(offered.encode(), client_state.encode())
 
 
-async def receive_notifications(
-    params: Mapping[str, str],
-    body: bytes,
-    *,
-    client_state: str,
-    requester: SyncRequester,
-) -> NotificationReply:
+def _parse(
+    params: Mapping[str, str], body: bytes, client_state: str
+) -> NotificationReply | tuple[str, list[Mapping[str, Any]]]:
+    """The validation handshake's answer, a 400, or the staff id and the authentic items (those
+    carrying our clientState; others are dropped)."""
     validation = validation_reply(params)
     if validation is not None:
         return validation
@@ -81,7 +79,21 @@ async def receive_notifications(
     items = _items(body)
     if not staff_id or items is None:
         return NotificationReply(400, "expected ?staff= and a JSON body with a value array")
-    accepted = sum(1 for item in items if _authentic(item, client_state))
+    return staff_id, [item for item in items if _authentic(item, client_state)]
+
+
+async def receive_notifications(
+    params: Mapping[str, str],
+    body: bytes,
+    *,
+    client_state: str,
+    requester: SyncRequester,
+) -> NotificationReply:
+    parsed = _parse(params, body, client_state)
+    if isinstance(parsed, NotificationReply):
+        return parsed
+    staff_id, items = parsed
+    accepted = len(items)
     if accepted:
         await requester.request_sync(frozenset({staff_id}), "notification")
     log.info(
@@ -104,16 +116,11 @@ async def receive_lifecycle(
     requester: SyncRequester,
     records: RecordWriter,
 ) -> NotificationReply:
-    validation = validation_reply(params)
-    if validation is not None:
-        return validation
-    staff_id = params.get("staff")
-    items = _items(body)
-    if not staff_id or items is None:
-        return NotificationReply(400, "expected ?staff= and a JSON body with a value array")
+    parsed = _parse(params, body, client_state)
+    if isinstance(parsed, NotificationReply):
+        return parsed
+    staff_id, items = parsed
     for item in items:
-        if not _authentic(item, client_state):
-            continue
         event = item.get("lifecycleEvent")
         if event == "reauthorizationRequired":
             # Marking it expired makes the next sync renew it.

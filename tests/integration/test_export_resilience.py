@@ -20,7 +20,6 @@ from azure.core.exceptions import ResourceNotFoundError
 from azure.data.tables import TableServiceClient
 from azure.storage.queue import BinaryBase64EncodePolicy, QueueClient
 
-from local.azurite import Azurite
 from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.coconut import Coconut
 from local.coconut_emulator.webhooks.payloads import StaffRef
@@ -47,21 +46,10 @@ WRITES = ("POST", "PATCH", "DELETE")
 TIMER_OFF = "0 0 0 1 1 *"
 
 
-class PromptlyStoppedAzurite(Azurite):
-    """In-memory Azurite stopped at once: there is nothing to flush, and its graceful stop waits
-    (about 10 s) on a telemetry upload that cannot leave loopback. Each test stack pays it."""
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-        super().stop()
-
-
 def new_stack(log: Path, queue_lease: float = 600.0) -> LocalStack:
     return LocalStack(
         host_log=log,
         queue_lease=queue_lease,
-        azurite=PromptlyStoppedAzurite(),
         timer_schedule=TIMER_OFF,
     )
 

@@ -75,25 +75,12 @@ PERSONAL_VALUES = (
 )
 
 
-class PromptlyStoppedAzurite(Azurite):
-    """In-memory Azurite stopped at once: there is nothing to flush, and its graceful stop waits
-    (about 10 s) on a telemetry upload that cannot leave loopback."""
-
-    def stop(self) -> None:
-        if self._process is not None:
-            self._process.kill()
-        super().stop()
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     """One stack for the module, mid-rotation: a previous webhook secret is still accepted."""
     log = tmp_path_factory.mktemp("host") / "host.log"
     rotating = {"COCONUT_WEBHOOK_SECRET_PREVIOUS": PREVIOUS_SECRET}
-    azurite = PromptlyStoppedAzurite()
-    with LocalStack(
-        host_log=log, extra_settings=rotating, azurite=azurite, timer_schedule=TIMER_OFF
-    ) as running:
+    with LocalStack(host_log=log, extra_settings=rotating, timer_schedule=TIMER_OFF) as running:
         yield running
 
 
