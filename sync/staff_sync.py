@@ -101,17 +101,20 @@ class StaffSync:
         started = time.monotonic()
         if request.attempt == 0 and request.reason in UNDELAYED_TRIGGERS:
             record_queue_age(_ms_since(request.requested_at), trigger=request.reason)
-        if await self._coalesced_while_throttled(request):
-            self._log(request, "deferred", started, reason="retry already scheduled")
-            return SyncResult("deferred")
         # One owner token per run: two messages for the same staff member in one process must
         # not both hold the mailbox.
         owner = f"{WORKER_ID}-{uuid.uuid4().hex[:8]}"
         try:
-            await self._records.acquire_lease(staff_id, owner, LEASE_DURATION)
+            record: StaffRecord | None = await self._records.acquire_lease(
+                staff_id, owner, LEASE_DURATION
+            )
         except LeaseHeld as held:
             await self._defer_while_leased(request, held.until)
             self._log(request, "deferred", started, reason="lease held")
+            return SyncResult("deferred")
+        if record is not None and _coalesced_while_throttled(request, record):
+            await self._records.force_release(staff_id, owner, {})
+            self._log(request, "deferred", started, reason="retry already scheduled")
             return SyncResult("deferred")
         renewal = asyncio.create_task(self._keep_lease(staff_id, owner))
         status: dict[str, Any] = {}
@@ -119,7 +122,8 @@ class StaffSync:
         try:
             current = request
             for _ in range(MAX_PASSES):
-                result, latest = await self._run_leased(current)
+                result, latest = await self._run_leased(current, record)
+                record = None  # later passes read it afresh
                 # Later passes add to what earlier ones found (a disconnect's outcome stays).
                 status = {**status, **latest}
                 if await self._records.release_lease(staff_id, owner, status):
@@ -141,16 +145,6 @@ class StaffSync:
                 await self._records.force_release(staff_id, owner, status)
         self._log(request, result.outcome, started, export=result.export)
         return result
-
-    async def _coalesced_while_throttled(self, request: StaffSyncRequest) -> bool:
-        """While Graph throttles the mailbox a retry is already on the queue for the end of the
-        wait; plain sync requests arriving before then add nothing to it (the work they stand
-        for is in storage: pending rows and the delta link) and are dropped."""
-        if request.action != "sync" or request.full:
-            return False
-        record = await self._records.get(request.staff_id)
-        until = record.get("ThrottledUntil") if record else None
-        return until is not None and until > datetime.now(UTC)
 
     async def _defer_while_leased(self, request: StaffSyncRequest, until: datetime) -> None:
         """The holder makes one more pass before letting go; a wake-up at the lease's end covers
@@ -177,9 +171,12 @@ class StaffSync:
                 except LeaseHeld:
                     await asyncio.sleep(0.1)
 
-    async def _run_leased(self, request: StaffSyncRequest) -> tuple[SyncResult, dict[str, Any]]:
+    async def _run_leased(
+        self, request: StaffSyncRequest, record: StaffRecord | None
+    ) -> tuple[SyncResult, dict[str, Any]]:
         staff_id = request.staff_id
-        record = await self._records.get(staff_id)
+        if record is None:
+            record = await self._records.get(staff_id)
         if request.action == "disconnect":
             # Only while still wanted: a reconnect since the request cancels it.
             if record is None or not record.get("Disconnected") or self._disconnect is None:
@@ -345,6 +342,16 @@ class StaffSync:
 
 def _ms_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds() * 1000
+
+
+def _coalesced_while_throttled(request: StaffSyncRequest, record: StaffRecord) -> bool:
+    """While Graph throttles the mailbox a retry is already on the queue for the end of the wait;
+    plain sync requests arriving before then add nothing to it (the work they stand for is in
+    storage: pending rows and the delta link) and are dropped."""
+    if request.action != "sync" or request.full:
+        return False
+    until = record.get("ThrottledUntil")
+    return until is not None and until > datetime.now(UTC)
 
 
 def record_event_count(record: StaffRecord | None, export: ExportOutcome) -> int:

@@ -79,12 +79,15 @@ class Gateway:
             await self.router(scope, receive, send)
             return
         route = route_template(self.router.routes, scope)
-        status = 500
+        counted = False
 
         async def counting_send(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = int(message["status"])
+            nonlocal counted
+            if message["type"] == "http.response.start" and not counted:
+                # Counted before the answer goes out: a client that has its answer can rely on
+                # the counters already showing the request.
+                self.state.count_request(scope["method"], route, int(message["status"]))
+                counted = True
             await send(message)
 
         try:
@@ -100,7 +103,8 @@ class Gateway:
                     )
                     await response(scope, receive, counting_send)
         finally:
-            self.state.count_request(scope["method"], route, status)
+            if not counted:
+                self.state.count_request(scope["method"], route, 500)
 
     async def _refusal(self, request: Request) -> Response | None:
         if self.faults.latency_seconds > 0:

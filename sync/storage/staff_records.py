@@ -66,23 +66,25 @@ class StaffRecords:
         entity = {"PartitionKey": table_key(staff_id), "RowKey": ROW, **fields}
         await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
 
-    async def acquire_lease(self, staff_id: str, owner: str, duration: timedelta) -> None:
+    async def acquire_lease(self, staff_id: str, owner: str, duration: timedelta) -> StaffRecord:
         """Take (or, for the same owner, extend) the staff member's lease by ETag
-        compare-and-swap; `LeaseHeld` if another owner has it."""
+        compare-and-swap; `LeaseHeld` if another owner has it. Returns the record as it stands
+        with the lease taken, so the holder need not read it again."""
         now = datetime.now(UTC)
         lease = {"LeaseOwner": owner, "LeaseUntil": now + duration}
         record = await self.get(staff_id)
         entity = {"PartitionKey": table_key(staff_id), "RowKey": ROW, **lease}
         try:
             if record is None:
-                await guarded(lambda: self._table.create_entity(entity))
-                return
+                metadata = await guarded(lambda: self._table.create_entity(entity))
+                return StaffRecord(staff_id, dict(lease), str(metadata["etag"]))
             until = record.get("LeaseUntil")
             if until is not None and until > now and record.get("LeaseOwner") != owner:
                 raise LeaseHeld(staff_id, until)
-            await self._swap(entity, record.etag)
+            etag = await self._swap(entity, record.etag)
         except (ResourceExistsError, ResourceModifiedError):
             raise LeaseHeld(staff_id, now + duration) from None
+        return StaffRecord(staff_id, {**record.fields, **lease}, etag)
 
     async def request_rerun(self, staff_id: str, wake_at: datetime) -> bool:
         """Ask the lease holder for one more pass before it lets go. True when no wake-up is
@@ -131,8 +133,9 @@ class StaffRecords:
     def _release_entity(self, staff_id: str, fields: dict[str, Any]) -> dict[str, Any]:
         return self._entity(staff_id, {**fields, "LeaseOwner": "", "LeaseUntil": datetime.now(UTC)})
 
-    async def _swap(self, entity: dict[str, Any], etag: str) -> None:
-        await guarded(
+    async def _swap(self, entity: dict[str, Any], etag: str) -> str:
+        """Merge `entity` if the record is unchanged since `etag`; the new ETag."""
+        metadata = await guarded(
             lambda: self._table.update_entity(
                 entity,
                 mode=UpdateMode.MERGE,
@@ -140,3 +143,4 @@ class StaffRecords:
                 match_condition=MatchConditions.IfNotModified,
             )
         )
+        return str(metadata["etag"])
