@@ -282,6 +282,8 @@ class StaffSync:
             fresh = await load_items(self._items, list(outcome.drifted))
             await self._calendar.repair_drift(staff_id, user, rows, fresh, outcome.drifted)
         return {
+            # Counted from the links themselves: exact whatever passes ran before.
+            "EventCount": len(own),
             "InitialisedAt": outcome.state.initialised_at,
             "DeltaLink": outcome.state.delta_link or "",
             "RoundStartedAt": outcome.state.round_started_at,
