@@ -62,6 +62,13 @@ def new_coconut() -> Coconut:
     return Coconut(first_appointment_number=uuid.uuid4().int % 10**9)
 
 
+def book_hour(coconut: Coconut, staff: list[payloads.StaffRef]) -> payloads.Envelope:
+    """A one-hour booking at the branch, the case most tests start from."""
+    return coconut.book(
+        staff=staff, start=START, end=START + timedelta(hours=1), service=OPENING, location=BRANCH
+    )
+
+
 def key(envelope: dict[str, Any]) -> str:
     data = envelope["data"]
     kind = "appointment" if data["type"] == "appointments" else "unavailability"
@@ -119,13 +126,7 @@ async def test_booked_appointment_appears_in_the_staff_calendar_as_designed(
 
 async def test_changes_patch_the_same_event(stack: LocalStack, people: People) -> None:
     coconut = new_coconut()
-    booked = coconut.book(
-        staff=[people.jane],
-        start=START,
-        end=START + timedelta(hours=1),
-        service=OPENING,
-        location=BRANCH,
-    )
+    booked = book_hour(coconut, [people.jane])
     await deliver(stack, booked)
     [first] = await eventually(lambda: synced_events(stack.graph, people.jane_box))
     appointment_id = booked["data"]["id"]
@@ -157,13 +158,7 @@ async def test_reassignment_moves_the_event_between_calendars(
     stack: LocalStack, people: People
 ) -> None:
     coconut = new_coconut()
-    booked = coconut.book(
-        staff=[people.jane],
-        start=START,
-        end=START + timedelta(hours=1),
-        service=OPENING,
-        location=BRANCH,
-    )
+    booked = book_hour(coconut, [people.jane])
     await deliver(stack, booked)
     await eventually(lambda: synced_events(stack.graph, people.jane_box))
 
@@ -179,13 +174,7 @@ async def test_multi_staff_appointment_is_in_every_calendar_and_cancel_removes_t
     stack: LocalStack, people: People
 ) -> None:
     coconut = new_coconut()
-    booked = coconut.book(
-        staff=[people.jane, people.omar],
-        start=START,
-        end=START + timedelta(hours=1),
-        service=OPENING,
-        location=BRANCH,
-    )
+    booked = book_hour(coconut, [people.jane, people.omar])
     await deliver(stack, booked)
     await eventually(lambda: synced_events(stack.graph, people.jane_box))
     await eventually(lambda: synced_events(stack.graph, people.omar_box))
@@ -199,13 +188,7 @@ async def test_duplicated_and_reordered_deliveries_converge_on_the_latest_revisi
     stack: LocalStack, people: People
 ) -> None:
     coconut = new_coconut()
-    booked = coconut.book(
-        staff=[people.jane],
-        start=START,
-        end=START + timedelta(hours=1),
-        service=OPENING,
-        location=BRANCH,
-    )
+    booked = book_hour(coconut, [people.jane])
     appointment_id = booked["data"]["id"]
     second = coconut.change_notes(appointment_id, "second")
     third = coconut.change_notes(appointment_id, "third")
@@ -225,13 +208,7 @@ async def test_deleted_appointment_is_removed_and_stays_deleted(
     stack: LocalStack, people: People
 ) -> None:
     coconut = new_coconut()
-    booked = coconut.book(
-        staff=[people.jane],
-        start=START,
-        end=START + timedelta(hours=1),
-        service=OPENING,
-        location=BRANCH,
-    )
+    booked = book_hour(coconut, [people.jane])
     await deliver(stack, booked)
     await eventually(lambda: synced_events(stack.graph, people.jane_box))
     deleted = coconut.delete(booked["data"]["id"])
