@@ -14,11 +14,10 @@ import asyncio
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
 
-from sync.coconut.api import CoconutApi, CoconutError
-from sync.storage.staff_records import StaffRecord, StaffRecords
-from sync.storage.work_queue import WorkQueue
+from sync.coconut.api import CoconutRefused, CoconutUnavailable
+from sync.ports import CoconutRoster, StaffStore, WorkQueue
+from sync.staff_record import Roster, StaffChanges, StaffRecord
 
 log = logging.getLogger("sync.cycle")
 
@@ -42,30 +41,22 @@ class RosterRefresh:
     changes: int
 
 
-def _roster_fields(email: str, calendar_sync: bool) -> dict[str, Any]:
-    return {"Email": email, "CalendarSync": calendar_sync}
-
-
 def _disconnected(record: StaffRecord | None) -> bool:
-    return record is not None and bool(record.get("Disconnected", False))
+    return record is not None and record.connection.disconnected
 
 
 def _syncable(known: dict[str, StaffRecord]) -> list[str]:
     """Known staff not switched off in Coconut and not disconnected."""
-    return [
-        staff_id
-        for staff_id, record in known.items()
-        if record.get("CalendarSync", True) is not False and not _disconnected(record)
-    ]
+    return [staff_id for staff_id, record in known.items() if record.syncable]
 
 
-def _differs(record: StaffRecord | None, fields: dict[str, Any]) -> bool:
-    return record is None or any(record.get(k) != v for k, v in fields.items())
+def _differs(record: StaffRecord | None, roster: Roster) -> bool:
+    return record is None or record.roster != roster
 
 
 class PeriodicCycle:
-    def __init__(self, records: StaffRecords, coconut: CoconutApi, queue: WorkQueue) -> None:
-        self._records = records
+    def __init__(self, staff: StaffStore, coconut: CoconutRoster, queue: WorkQueue) -> None:
+        self._staff = staff
         self._coconut = coconut
         self._queue = queue
 
@@ -91,12 +82,12 @@ class PeriodicCycle:
     async def refresh_roster(self) -> RosterRefresh:
         """Bring the staff records in step with Coconut's roster (also an ops backfill's first
         step); who is to be synced."""
-        known = {record.staff_id: record for record in await self._records.all()}
+        known = {record.staff_id: record for record in await self._staff.all()}
         roster_size: int | None = None
         changes = 0
         try:
             roster = await self._coconut.roster()
-        except CoconutError as error:
+        except (CoconutUnavailable, CoconutRefused) as error:
             # Keep syncing the staff already known; the roster is refreshed next cycle.
             log.warning(
                 "roster refresh failed",
@@ -106,9 +97,12 @@ class PeriodicCycle:
         else:
             roster_size = len(roster)
             updates = {
-                user.id: _roster_fields(user.email, user.calendar_sync)
+                user.id: entry
                 for user in roster
-                if _differs(known.get(user.id), _roster_fields(user.email, user.calendar_sync))
+                if _differs(
+                    known.get(user.id),
+                    entry := Roster(email=user.email, calendar_sync=user.calendar_sync),
+                )
             }
             changes = len(updates)
             await self._write(updates)
@@ -122,11 +116,11 @@ class PeriodicCycle:
             )
         return RosterRefresh(enabled, roster_size, changes)
 
-    async def _write(self, updates: dict[str, dict[str, Any]]) -> None:
+    async def _write(self, updates: dict[str, Roster]) -> None:
         slots = asyncio.Semaphore(ROSTER_WRITE_CONCURRENCY)
 
-        async def write(staff_id: str, fields: dict[str, Any]) -> None:
+        async def write(staff_id: str, roster: Roster) -> None:
             async with slots:
-                await self._records.merge(staff_id, fields)
+                await self._staff.merge(staff_id, StaffChanges(roster=roster))
 
         await asyncio.gather(*(write(k, v) for k, v in updates.items()))

@@ -1,28 +1,36 @@
-"""The process-wide objects the functions share: storage clients, the Graph client, the workers.
+"""The process-wide objects the functions share: adapters, the worker, the cycle.
 
 Built once per process on first use (the Functions worker keeps the process between
-invocations), as msgraph-sdk asks: one GraphServiceClient and one credential per process.
+invocations), as msgraph-sdk asks: one GraphServiceClient and one credential per process. This
+is the one place where the ports (`sync.ports`) meet their Azure, Graph and Coconut adapters.
 """
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import timedelta
 
 from sync.coconut.api import CoconutApi
+from sync.cycle import PeriodicCycle
+from sync.desired_items import DesiredItemStore
+from sync.graph.calendar import GraphCalendar
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
-from sync.graph.mailboxes import StaffMailboxes
-from sync.imports.reconcile import BusyTimeImporter
-from sync.notifications.subscriptions import MailboxSubscriptions
+from sync.imports.delta_import import BusyTimeImporter
+from sync.lease import StaffLease
+from sync.notifications.subscriptions import GraphSubscriptions
 from sync.ops.disconnect import StaffDisconnect
+from sync.ops.health import report_health
+from sync.ops.poison import PoisonQueue
+from sync.ops.status import StatusView
 from sync.settings import Settings
-from sync.staff_sync import StaffSync
 from sync.storage.account import StorageAccount
-from sync.storage.desired_items import DesiredItemStore
-from sync.storage.staff_items import StaffItemStore
-from sync.storage.staff_records import StaffRecords
-from sync.storage.work_queue import WorkQueue
+from sync.storage.item_links import TableItemLinks
+from sync.storage.item_table import TableItemStore
+from sync.storage.staff_table import TableStaffStore
+from sync.storage.work_queue import StorageWorkQueue
+from sync.worker import StaffWorker
 
 
 @dataclass(frozen=True)
@@ -30,52 +38,65 @@ class Services:
     settings: Settings
     account: StorageAccount
     items: DesiredItemStore
-    staff_items: StaffItemStore
-    records: StaffRecords
-    queue: WorkQueue
-    graph: GraphCaller
-    mailboxes: StaffMailboxes
-    staff_sync: StaffSync
+    links: TableItemLinks
+    staff: TableStaffStore
+    queue: StorageWorkQueue
+    graph_calls: GraphCaller
+    calendar: GraphCalendar
+    worker: StaffWorker
     coconut: CoconutApi
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         account = StorageAccount.from_settings(settings)
-        staff_items = StaffItemStore(account)
-        items = DesiredItemStore(account, staff_items)
-        records = StaffRecords(account)
-        queue = WorkQueue(account)
-        caller = GraphCaller()
+        links = TableItemLinks(account)
+        items = DesiredItemStore(TableItemStore(account), links)
+        staff = TableStaffStore(account)
+        queue = StorageWorkQueue(account)
+        graph_calls = GraphCaller()
         graph = build_graph_client(settings)
-        mailboxes = StaffMailboxes(graph, caller)
+        calendar = GraphCalendar(graph, graph_calls)
         subscriptions = None
         if settings.notifications_enabled:
-            subscriptions = MailboxSubscriptions(
-                graph, caller, settings.public_base_url, settings.client_state
+            subscriptions = GraphSubscriptions(
+                graph, graph_calls, settings.public_base_url, settings.client_state
             )
         coconut = CoconutApi(
             settings.coconut_api_base_url, settings.coconut_api_key.get_secret_value()
+        )
+        worker = StaffWorker(
+            staff=staff,
+            lease=StaffLease(staff, timedelta(seconds=settings.sync_lease_seconds)),
+            items=items,
+            links=links,
+            calendar=calendar,
+            queue=queue,
+            importer=BusyTimeImporter(calendar, coconut, settings.sync_horizon_days),
+            subscriptions=subscriptions,
+            disconnect=StaffDisconnect(calendar, links, coconut, subscriptions),
         )
         return cls(
             settings=settings,
             account=account,
             items=items,
-            staff_items=staff_items,
-            records=records,
+            links=links,
+            staff=staff,
             queue=queue,
-            graph=caller,
-            mailboxes=mailboxes,
-            staff_sync=StaffSync(
-                records=records,
-                items=items,
-                staff_items=staff_items,
-                mailboxes=mailboxes,
-                queue=queue,
-                importer=BusyTimeImporter(mailboxes, coconut, settings.sync_horizon_days),
-                subscriptions=subscriptions,
-                disconnect=StaffDisconnect(mailboxes, staff_items, coconut, subscriptions),
-            ),
+            graph_calls=graph_calls,
+            calendar=calendar,
+            worker=worker,
             coconut=coconut,
+        )
+
+    @property
+    def cycle(self) -> PeriodicCycle:
+        return PeriodicCycle(self.staff, self.coconut, self.queue)
+
+    async def run_timer(self) -> None:
+        """The timer's job: the periodic cycle, then the gauges the alerts read."""
+        await self.cycle.run()
+        await report_health(
+            StatusView(self.staff, self.links), PoisonQueue(self.account, self.queue)
         )
 
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     graph_client_state: SecretStr | None = Field(default=None, alias="GRAPH_CLIENT_STATE")
     # How far into the future Exchange busy time is imported.
     sync_horizon_days: int = Field(default=180, ge=1, le=1825, alias="SYNC_HORIZON_DAYS")
+    # How long a staff lease lasts unless renewed: how long a worker that died blocks its
+    # mailbox. Renewed every third of it while a run lasts.
+    sync_lease_seconds: int = Field(default=60, ge=3, le=600, alias="SYNC_LEASE_SECONDS")
 
     @field_validator("graph_base_url")
     @classmethod

@@ -25,6 +25,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from sync.errors import Permanent, Retryable, Source
 from sync.imports.busy_time import BusyBlock
 
 PAGE_SIZE: Final = 100
@@ -32,32 +33,44 @@ FIRST_BACKOFF: Final = 0.5  # seconds; doubles per attempt, full jitter, capped 
 DEFAULT_TIMEOUT: Final = httpx.Timeout(15.0, connect=5.0)
 
 
-class CoconutError(Exception):
-    """Base class. Messages hold status codes and ids only, never names or e-mails."""
-
-    def __init__(self, message: str, status: int | None) -> None:
-        super().__init__(message)
-        self.status = status
+# Coconut's failures in the service's error vocabulary (`sync.errors`).
+# When Coconut fails without saying for how long, the work waits this long.
+DEFAULT_RETRY_SECONDS: Final = 30.0
 
 
-class CoconutUnavailable(CoconutError):
+class CoconutUnavailable(Retryable):
     """Still throttled (429), failing (5xx) or unreachable after every attempt."""
+
+    source: Source = "coconut"
 
     def __init__(self, status: int | None, retry_after: float | None = None) -> None:
         reason = f"answered {status}" if status is not None else "could not be reached"
-        super().__init__(f"Coconut {reason}", status)
-        # What Coconut asked for last, so a caller can put the work back for that long.
+        super().__init__(
+            f"Coconut {reason}",
+            retry_after if retry_after is not None else DEFAULT_RETRY_SECONDS,
+            status=status,
+        )
+        # What Coconut asked for last, if anything (the client's own retries honour it).
         self.retry_after = retry_after
 
 
-class CoconutAuthFailed(CoconutError):
+class CoconutRefused(Permanent):
+    """Base class of Coconut's answers that no retry heals."""
+
+    source: Source = "coconut"
+
+    def __init__(self, message: str, status: int | None) -> None:
+        super().__init__(message, status=status)
+
+
+class CoconutAuthFailed(CoconutRefused):
     """401/403: the API key is missing, wrong or not allowed."""
 
     def __init__(self, status: int) -> None:
         super().__init__(f"Coconut refused the API key ({status})", status)
 
 
-class UnknownCoconutUser(CoconutError):
+class UnknownCoconutUser(CoconutRefused):
     """404 on a user's resources: the user is not (or no longer) on Coconut's roster."""
 
     def __init__(self, user_id: str) -> None:
@@ -65,7 +78,7 @@ class UnknownCoconutUser(CoconutError):
         self.user_id = user_id
 
 
-class CoconutRejected(CoconutError):
+class CoconutRejected(CoconutRefused):
     """Coconut refused the request itself (422 invalid body, or another 4xx)."""
 
     def __init__(self, status: int, fields: tuple[str, ...] = ()) -> None:
@@ -74,7 +87,7 @@ class CoconutRejected(CoconutError):
         self.fields = fields
 
 
-class UnexpectedCoconutAnswer(CoconutError):
+class UnexpectedCoconutAnswer(CoconutRefused):
     """A success status whose body does not follow the contract."""
 
     def __init__(self, status: int, fields: tuple[str, ...] = ()) -> None:

@@ -58,11 +58,6 @@ class EventLink(BaseModel):
     # A create for `generation` was started (link written before the POST), answer not recorded.
     pending_create: bool = False
 
-    @property
-    def is_retired(self) -> bool:
-        """No event and no create in flight."""
-        return self.event_id is None and not self.pending_create
-
 
 def retire(link: EventLink) -> EventLink:
     """The link to keep once its event is gone (or may have been made and removed): the

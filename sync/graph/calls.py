@@ -3,7 +3,8 @@
 Graph allows 4 concurrent requests per app per mailbox; a semaphore per mailbox keeps this
 process within that (the staff lease keeps other processes off the mailbox). A 429/503/504 or a
 transport failure is retried here when Graph asks for a short wait; a longer wait is raised as
-`RetryLater` so the queue worker can put the message back with that delay instead of sleeping.
+`GraphRetryable` so the queue worker can put the message back with that delay instead of
+sleeping. Every other answer is mapped into the service's error vocabulary (`sync.errors`).
 """
 
 from __future__ import annotations
@@ -19,14 +20,8 @@ import httpx
 from kiota_abstractions.api_error import APIError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from sync.graph.errors import (
-    AccessDenied,
-    GraphFailure,
-    NotFound,
-    Rejected,
-    RetryLater,
-    SyncStateGone,
-)
+from sync.errors import DeltaExpired, EventGone, SyncError
+from sync.graph.errors import AccessDenied, GraphRefused, GraphRetryable, MailboxUnreachable
 from sync.telemetry import count_graph_throttled
 
 T = TypeVar("T")
@@ -73,18 +68,37 @@ def _error_code(error: APIError) -> str | None:
     return str(code) if code else None
 
 
-def map_api_error(error: APIError, attempt: int) -> GraphFailure:
+# The one 404 that means "this item is gone" (graph/FACTS.md, "Mailboxes Graph cannot serve").
+ITEM_NOT_FOUND = "ErrorItemNotFound"
+DELTA_EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired", "SyncStateNotFound"})
+
+
+def retry_later(delay: float, status: int | None, code: str | None) -> GraphRetryable:
+    return GraphRetryable(
+        f"Graph asked to retry after {delay:.1f} s", delay, status=status, code=code
+    )
+
+
+def map_api_error(error: APIError, attempt: int) -> SyncError:
     status = error.response_status_code
     code = _error_code(error)
+    answered = f"Graph answered {status} {code or ''}".strip()
     if status in RETRYABLE:
-        return RetryLater(_retry_after(error.response_headers, attempt), status, code)
+        return retry_later(_retry_after(error.response_headers, attempt), status, code)
+    if status == 410 or code in DELTA_EXPIRED_CODES:
+        return DeltaExpired(answered, status=status, code=code)
+    if status == 404 and code == ITEM_NOT_FOUND:
+        return EventGone(answered, status=status, code=code)
     if status == 404:
-        return NotFound("Graph answered 404", status, code)
+        return MailboxUnreachable(
+            f"{answered}: Graph cannot serve this user's mailbox (on-premises, unlicensed or "
+            "inactive); check the mailbox in Exchange Online",
+            status=status,
+            code=code,
+        )
     if status in (401, 403):
-        return AccessDenied(f"Graph answered {status} {code or ''}".strip(), status, code)
-    if status == 410 or code in ("syncStateNotFound", "resyncRequired", "SyncStateNotFound"):
-        return SyncStateGone(f"Graph answered {status} {code or ''}".strip(), status, code)
-    return Rejected(f"Graph answered {status} {code or ''}".strip(), status, code)
+        return AccessDenied(answered, status=status, code=code)
+    return GraphRefused(answered, status=status, code=code)
 
 
 class GraphCaller:
@@ -99,23 +113,23 @@ class GraphCaller:
 
     async def _wait_for_mailbox(self, mailbox: str) -> None:
         """Hold a request until the mailbox's throttling window reopens; a long wait goes back
-        to the caller as `RetryLater` (the queue worker turns it into a message delay)."""
+        to the caller as `GraphRetryable` (the queue worker turns it into a message delay)."""
         wait = self._resume_at.get(mailbox, 0.0) - time.monotonic()
         if wait <= 0:
             return
         if wait > self._max_inline_wait:
-            raise RetryLater(wait, 429, "ResumeLater")
+            raise retry_later(wait, 429, "ResumeLater")
         await asyncio.sleep(wait)
 
     async def call(self, mailbox: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one Graph request for `mailbox`, retrying short throttling waits."""
 
         def worth_retrying(error: BaseException) -> bool:
-            return isinstance(error, RetryLater) and error.delay <= self._max_inline_wait
+            return isinstance(error, GraphRetryable) and error.delay <= self._max_inline_wait
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            return error.delay if isinstance(error, RetryLater) else 1.0
+            return error.delay if isinstance(error, GraphRetryable) else 1.0
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(worth_retrying),
@@ -137,11 +151,11 @@ class GraphCaller:
             except APIError as error:
                 failure = map_api_error(error, attempt)
             except httpx.TransportError as error:
-                failure = RetryLater(min(2.0**attempt, 30.0), None, type(error).__name__)
+                failure = retry_later(min(2.0**attempt, 30.0), None, type(error).__name__)
             else:
                 self.stats.by_status[200] += 1
                 return result
-        if isinstance(failure, RetryLater) and failure.status in (429, 503):
+        if isinstance(failure, GraphRetryable) and failure.status in (429, 503):
             # Graph said when this mailbox takes requests again: every request for it waits
             # until then, instead of each of the concurrent ones running into the closed window.
             resume = time.monotonic() + failure.delay
@@ -152,7 +166,7 @@ class GraphCaller:
             self.stats.throttled += 1
             count_graph_throttled(
                 attempt=attempt,
-                retry_after=failure.delay if isinstance(failure, RetryLater) else None,
+                retry_after=failure.delay if isinstance(failure, GraphRetryable) else None,
             )
         self.stats.failures += 1
         raise failure

@@ -1,36 +1,34 @@
-"""What can go wrong talking to Graph, in the service's terms."""
+"""What Graph answers that is not a success, in the service's error vocabulary (`sync.errors`).
+
+Only `ErrorItemNotFound` means an event is gone (graph/FACTS.md): any other 404 on a mailbox
+request means Graph cannot serve that mailbox (on-premises in a hybrid tenant, unlicensed,
+inactive), which no retry heals and an administrator must look at.
+"""
 
 from __future__ import annotations
 
-
-class GraphFailure(Exception):
-    """Base class. Messages carry status codes and Graph error codes only, never content."""
-
-    def __init__(self, message: str, status: int | None = None, code: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
+from sync.errors import Permanent, Retryable, Source
 
 
-class RetryLater(GraphFailure):
-    """Throttled (429) or temporarily unavailable (5xx, transport): try again after `delay`."""
+class GraphRetryable(Retryable):
+    """Throttled (429), temporarily unavailable (5xx) or a transport failure."""
 
-    def __init__(self, delay: float, status: int | None, code: str | None = None) -> None:
-        super().__init__(f"Graph asked to retry after {delay:.1f} s", status, code)
-        self.delay = delay
+    source: Source = "graph"
 
 
-class NotFound(GraphFailure):
-    """404: the user or event does not exist (e.g. an event deleted in Outlook)."""
+class AccessDenied(Permanent):
+    """401/403: the app may not use this mailbox (e.g. outside its Exchange RBAC scope)."""
+
+    source: Source = "graph"
 
 
-class AccessDenied(GraphFailure):
-    """401/403: the app may not touch this mailbox (e.g. outside its Exchange RBAC scope)."""
+class MailboxUnreachable(Permanent):
+    """404 other than `ErrorItemNotFound`: the user exists but Graph cannot serve the mailbox."""
+
+    source: Source = "graph"
 
 
-class Rejected(GraphFailure):
-    """Another 4xx: the request itself was refused."""
+class GraphRefused(Permanent):
+    """Another 4xx: Graph refused the request itself."""
 
-
-class SyncStateGone(GraphFailure):
-    """410 / syncStateNotFound: the delta token is no longer valid; resync from scratch."""
+    source: Source = "graph"

@@ -15,9 +15,10 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any
 
-from sync.work import SyncReason
+from sync.ports import StaffStore, SyncRequester
+from sync.staff_record import StaffChanges, SubscriptionState
 
 log = logging.getLogger("sync.notifications")
 
@@ -27,21 +28,6 @@ class NotificationReply:
     status: int
     body: str = ""
     content_type: str = "text/plain"
-
-
-class SyncRequester(Protocol):
-    async def request_sync(
-        self,
-        staff_ids: frozenset[str],
-        reason: SyncReason,
-        *,
-        delay_seconds: float = 0,
-        full: bool = False,
-    ) -> None: ...
-
-
-class RecordWriter(Protocol):
-    async def merge(self, staff_id: str, fields: dict[str, Any]) -> None: ...
 
 
 def validation_reply(params: Mapping[str, str]) -> NotificationReply | None:
@@ -114,7 +100,7 @@ async def receive_lifecycle(
     *,
     client_state: str,
     requester: SyncRequester,
-    records: RecordWriter,
+    records: StaffStore,
 ) -> NotificationReply:
     parsed = _parse(params, body, client_state)
     if isinstance(parsed, NotificationReply):
@@ -124,10 +110,11 @@ async def receive_lifecycle(
         event = item.get("lifecycleEvent")
         if event == "reauthorizationRequired":
             # Marking it expired makes the next sync renew it.
-            await records.merge(staff_id, {"SubscriptionExpiresAt": datetime.now(UTC)})
+            expired = SubscriptionState(expires_at=datetime.now(UTC))
+            await records.merge(staff_id, StaffChanges(subscription=expired))
             await requester.request_sync(frozenset({staff_id}), "notification")
         elif event == "subscriptionRemoved":
-            await records.merge(staff_id, {"SubscriptionId": ""})
+            await records.merge(staff_id, StaffChanges(subscription=SubscriptionState(id="")))
             await requester.request_sync(frozenset({staff_id}), "notification", full=True)
         elif event == "missed":
             await requester.request_sync(frozenset({staff_id}), "notification", full=True)

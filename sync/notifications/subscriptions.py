@@ -3,7 +3,6 @@ worker under the staff lease (so two workers never race for one mailbox's subscr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -12,24 +11,19 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.models.subscription import Subscription
 from msgraph.graph_service_client import GraphServiceClient
 
+from sync.errors import EventGone
 from sync.graph.calls import GraphCaller
-from sync.graph.errors import NotFound
-from sync.storage.staff_records import StaffRecord
+from sync.graph.errors import MailboxUnreachable
+from sync.staff_record import SubscriptionState
 
 # Outlook events allow at most 10,080 minutes; renew well before the end.
 LIFETIME = timedelta(days=3)
 RENEW_WHEN_LEFT = timedelta(days=1)
 NOTIFICATION_ROUTE = "api/graph/notifications"
+# A 404 on `/subscriptions/{id}` ("ResourceNotFound") means the subscription is gone, whatever
+# the code: the mailbox's own 404s only answer requests on the mailbox.
+SUBSCRIPTION_GONE = (EventGone, MailboxUnreachable)
 LIFECYCLE_ROUTE = "api/graph/lifecycle"
-
-
-@dataclass(frozen=True)
-class SubscriptionState:
-    subscription_id: str
-    expires_at: datetime
-
-    def fields(self) -> dict[str, Any]:
-        return {"SubscriptionId": self.subscription_id, "SubscriptionExpiresAt": self.expires_at}
 
 
 def notification_url(public_base_url: str, route: str, staff_id: str) -> str:
@@ -37,7 +31,9 @@ def notification_url(public_base_url: str, route: str, staff_id: str) -> str:
     return f"{public_base_url}/{route}?staff={quote(staff_id, safe='')}"
 
 
-class MailboxSubscriptions:
+class GraphSubscriptions:
+    """`sync.ports.ChangeSubscriptions` on Graph."""
+
     def __init__(
         self,
         client: GraphServiceClient,
@@ -51,24 +47,23 @@ class MailboxSubscriptions:
         self._client_state = client_state
 
     async def ensure(
-        self, staff_id: str, user_id: str, record: StaffRecord | None
-    ) -> dict[str, Any]:
-        """Create or renew the mailbox's subscription when needed; the record fields to store."""
+        self, staff_id: str, user_id: str, current: SubscriptionState
+    ) -> SubscriptionState | None:
+        """Create or renew the mailbox's subscription when needed; the state to store, or None
+        when the current one is good for a while yet."""
         now = datetime.now(UTC)
-        current = record.get("SubscriptionId") if record else None
-        expires = record.get("SubscriptionExpiresAt") if record else None
-        same_mailbox = record is not None and record.get("SubscribedUserId") == user_id
-        if current and same_mailbox and expires and expires - now > RENEW_WHEN_LEFT:
-            return {}
-        if current and same_mailbox:
+        same_mailbox = current.user_id == user_id
+        expires = current.expires_at
+        if current.id and same_mailbox and expires and expires - now > RENEW_WHEN_LEFT:
+            return None
+        if current.id and same_mailbox:
             try:
-                return (await self._renew(user_id, current, now + LIFETIME)).fields()
-            except NotFound:
+                return await self._renew(user_id, current.id, now + LIFETIME)
+            except SUBSCRIPTION_GONE:
                 pass  # removed on Graph's side: make a new one
-        elif current:
-            await self.remove(user_id, current)
-        state = await self._create(staff_id, user_id, now + LIFETIME)
-        return {**state.fields(), "SubscribedUserId": user_id}
+        elif current.id:
+            await self.remove(current.user_id or user_id, current.id)
+        return await self._create(staff_id, user_id, now + LIFETIME)
 
     async def _create(self, staff_id: str, user_id: str, expires: datetime) -> SubscriptionState:
         body = Subscription(
@@ -86,7 +81,12 @@ class MailboxSubscriptions:
         )
         if created is None or created.id is None:
             raise ValueError("Graph returned no subscription")
-        return SubscriptionState(created.id, created.expiration_date_time or expires)
+        return SubscriptionState(
+            id=created.id,
+            expires_at=created.expiration_date_time or expires,
+            user_id=user_id,
+            error="",
+        )
 
     async def _renew(
         self, user_id: str, subscription_id: str, expires: datetime
@@ -97,14 +97,17 @@ class MailboxSubscriptions:
             user_id, lambda: item.patch(body, request_configuration=_config())
         )
         return SubscriptionState(
-            subscription_id, (renewed.expiration_date_time if renewed else None) or expires
+            id=subscription_id,
+            expires_at=(renewed.expiration_date_time if renewed else None) or expires,
+            user_id=user_id,
+            error="",
         )
 
     async def remove(self, user_id: str, subscription_id: str) -> None:
         item = self._client.subscriptions.by_subscription_id(subscription_id)
         try:
             await self._caller.call(user_id, lambda: item.delete(request_configuration=_config()))
-        except NotFound:
+        except SUBSCRIPTION_GONE:
             return
 
 

@@ -26,13 +26,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from sync.cycle import PeriodicCycle
+from sync.errors import StorageUnavailable
 from sync.ops.commands import StaffCommands
 from sync.ops.errors import BadInput, OpsError, StaffLeased
 from sync.ops.poison import PoisonQueue
 from sync.ops.status import STATUSES, Status, StatusView
 from sync.services import Services
-from sync.storage.account import StorageUnavailable
 from sync.telemetry import log_operation
 
 log = logging.getLogger("sync.ops")
@@ -94,10 +93,9 @@ class OpsApi:
 
     @classmethod
     def from_services(cls, services: Services) -> OpsApi:
-        cycle = PeriodicCycle(services.records, services.coconut, services.queue)
         return cls(
-            StatusView(services.account, services.records, services.staff_items),
-            StaffCommands(services.records, services.queue, cycle),
+            StatusView(services.staff, services.links),
+            StaffCommands(services.staff, services.queue, services.cycle),
             PoisonQueue(services.account, services.queue),
         )
 

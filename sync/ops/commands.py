@@ -9,18 +9,18 @@ refused with `StaffLeased` (HTTP 409) rather than waiting.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
 from pydantic import BaseModel
 
 from sync.cycle import PeriodicCycle
+from sync.lease import LeaseHeld, StaffLease
 from sync.ops.errors import StaffLeased, UnknownCommand, UnknownStaff, WrongState
 from sync.ops.status import Status, effective_status
-from sync.storage.staff_records import LeaseHeld, StaffRecord, StaffRecords
-from sync.storage.work_queue import WorkQueue
+from sync.ports import StaffStore, WorkQueue
+from sync.staff_record import Connection, ImportCursor, Outcome, StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest
 
 Command = Literal["resync", "reinitialise", "disconnect", "reconnect"]
@@ -45,8 +45,9 @@ class TenantResync(BaseModel):
 
 
 class StaffCommands:
-    def __init__(self, records: StaffRecords, queue: WorkQueue, cycle: PeriodicCycle) -> None:
-        self._records = records
+    def __init__(self, staff: StaffStore, queue: WorkQueue, cycle: PeriodicCycle) -> None:
+        self._staff = staff
+        self._lease = StaffLease(staff, OPS_LEASE, owner="ops")
         self._queue = queue
         self._cycle = cycle
 
@@ -71,7 +72,7 @@ class StaffCommands:
         return CommandAccepted(
             staff_id=staff_id,
             command="resync",
-            status=effective_status(record.fields),
+            status=effective_status(record),
             requested_at=now,
         )
 
@@ -79,8 +80,9 @@ class StaffCommands:
         """Start the import window afresh (one day before now) and resync."""
         await self._connected(staff_id, "reinitialise")
         now = datetime.now(UTC)
-        fields = {"InitialisedAt": now, "DeltaLink": ""}
-        await self._change(staff_id, fields)
+        await self._change(
+            staff_id, StaffChanges(cursor=ImportCursor(initialised_at=now, delta_link=""))
+        )
         await self._queue.send(StaffSyncRequest(staff_id=staff_id, reason="ops", full=True))
         return await self._accepted(staff_id, "reinitialise", now)
 
@@ -88,12 +90,13 @@ class StaffCommands:
         """Stop syncing at once; the worker then removes the service's events and busy blocks."""
         await self._known(staff_id)
         now = datetime.now(UTC)
-        fields = {
-            "Disconnected": True,
-            "Reason": "disconnect requested by an administrator",
-            "StatusAt": now,
-        }
-        await self._change(staff_id, fields)
+        await self._change(
+            staff_id,
+            StaffChanges(
+                connection=Connection(disconnected=True),
+                outcome=Outcome(reason="disconnect requested by an administrator", at=now),
+            ),
+        )
         await self._queue.send(
             StaffSyncRequest(staff_id=staff_id, reason="ops", action="disconnect")
         )
@@ -102,18 +105,21 @@ class StaffCommands:
     async def reconnect(self, staff_id: str) -> CommandAccepted:
         """Sync again from a fresh start: new import window, every event recreated."""
         record = await self._known(staff_id)
-        if not record.get("Disconnected"):
+        if not record.connection.disconnected:
             raise WrongState(f"staff member {staff_id!r} is not disconnected")
         now = datetime.now(UTC)
-        fields = {
-            "Disconnected": False,
-            "Status": "Pending",
-            "Reason": "reconnected by an administrator; a full sync is queued",
-            "StatusAt": now,
-            "InitialisedAt": now,
-            "DeltaLink": "",
-        }
-        await self._change(staff_id, fields)
+        await self._change(
+            staff_id,
+            StaffChanges(
+                connection=Connection(disconnected=False),
+                outcome=Outcome(
+                    status="Pending",
+                    reason="reconnected by an administrator; a full sync is queued",
+                    at=now,
+                ),
+                cursor=ImportCursor(initialised_at=now, delta_link=""),
+            ),
+        )
         await self._queue.send(StaffSyncRequest(staff_id=staff_id, reason="ops", full=True))
         return await self._accepted(staff_id, "reconnect", now)
 
@@ -132,36 +138,33 @@ class StaffCommands:
         return TenantResync(requested_at=now, staff_ids=chosen, roster_size=roster_size)
 
     async def _known(self, staff_id: str) -> StaffRecord:
-        record = await self._records.get(staff_id)
+        record = await self._staff.get(staff_id)
         if record is None:
             raise UnknownStaff(staff_id)
         return record
 
     async def _connected(self, staff_id: str, command: str) -> StaffRecord:
         record = await self._known(staff_id)
-        if record.get("Disconnected"):
+        if record.connection.disconnected:
             raise WrongState(
                 f"staff member {staff_id!r} is disconnected; reconnect them instead of {command}"
             )
         return record
 
-    async def _change(self, staff_id: str, fields: dict[str, Any]) -> None:
-        owner = f"ops-{uuid.uuid4().hex[:12]}"
+    async def _change(self, staff_id: str, changes: StaffChanges) -> None:
         try:
-            await self._records.acquire_lease(staff_id, owner, OPS_LEASE)
-        except LeaseHeld:
-            record = await self._records.get(staff_id)
-            until = record.get("LeaseUntil") if record else None
-            left = (until - datetime.now(UTC)).total_seconds() if until else 0.0
+            held = await self._lease.acquire(staff_id)
+        except LeaseHeld as busy:
+            left = (busy.until - datetime.now(UTC)).total_seconds()
             # The lease is an upper bound; a worker's run usually ends within seconds.
             raise StaffLeased(staff_id, min(max(1.0, left), LEASED_RETRY_SECONDS)) from None
-        await self._records.force_release(staff_id, owner, fields)
+        await held.give_up(changes)
 
     async def _accepted(self, staff_id: str, command: Command, now: datetime) -> CommandAccepted:
         record = await self._known(staff_id)
         return CommandAccepted(
             staff_id=staff_id,
             command=command,
-            status=effective_status(record.fields),
+            status=effective_status(record),
             requested_at=now,
         )

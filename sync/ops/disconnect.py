@@ -18,15 +18,20 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Final
 
-from sync.coconut.api import CoconutApi, UnknownCoconutUser
+from sync.coconut.api import UnknownCoconutUser
 from sync.export.planning import retire
-from sync.graph.mailboxes import StaffMailboxes
 from sync.imports.busy_time import is_service_external_id
-from sync.notifications.subscriptions import MailboxSubscriptions
-from sync.storage.staff_items import StaffItemStore
-from sync.storage.staff_records import StaffRecord
+from sync.ports import ChangeSubscriptions, CoconutBusyTime, ItemLinks, MailboxCalendar
+from sync.staff_record import (
+    Connection,
+    ImportCursor,
+    Outcome,
+    StaffChanges,
+    StaffRecord,
+    SubscriptionState,
+)
 
 # Graph allows 4 concurrent requests per mailbox; Coconut gets the same courtesy.
 CONCURRENCY: Final = 4
@@ -39,64 +44,63 @@ DISCONNECTED_REASON: Final = (
 class StaffDisconnect:
     def __init__(
         self,
-        mailboxes: StaffMailboxes,
-        staff_items: StaffItemStore,
-        coconut: CoconutApi,
-        subscriptions: MailboxSubscriptions | None,
+        calendar: MailboxCalendar,
+        links: ItemLinks,
+        coconut: CoconutBusyTime,
+        subscriptions: ChangeSubscriptions | None,
     ) -> None:
-        self._mailboxes = mailboxes
-        self._staff_items = staff_items
+        self._calendar = calendar
+        self._links = links
         self._coconut = coconut
         self._subscriptions = subscriptions
 
-    async def run(self, staff_id: str, record: StaffRecord) -> dict[str, Any]:
-        """Remove the service's traces; the staff record fields to write."""
+    async def run(self, staff_id: str, record: StaffRecord) -> StaffChanges:
+        """Remove the service's traces; the staff record changes to write."""
         user_id = await self._mailbox(record)
         removed_events = 0
         if user_id:
             removed_events = await self._clear_calendar(staff_id, user_id)
-            subscription = record.get("SubscriptionId") or ""
+            subscription = record.subscription.id
             if subscription and self._subscriptions is not None:
                 await self._subscriptions.remove(user_id, subscription)
         removed_blocks = await self._clear_busy_time(staff_id)
         now = datetime.now(UTC)
-        return {
-            "Disconnected": True,
-            "Status": "Disconnected",
-            "Reason": DISCONNECTED_REASON,
-            "StatusAt": now,
-            "DisconnectedAt": now,
-            "RemovedEvents": removed_events,
-            "RemovedBusyBlocks": removed_blocks,
-            "EventCount": 0,
+        return StaffChanges(
+            connection=Connection(
+                disconnected=True,
+                disconnected_at=now,
+                removed_events=removed_events,
+                removed_busy_blocks=removed_blocks,
+            ),
+            outcome=Outcome(
+                status="Disconnected", reason=DISCONNECTED_REASON, at=now, event_count=0
+            ),
             # A reconnect starts the import afresh and subscribes again.
-            "DeltaLink": "",
-            "SubscriptionId": "",
-            "SubscribedUserId": "",
-        }
+            cursor=ImportCursor(delta_link=""),
+            subscription=SubscriptionState(id="", user_id=""),
+        )
 
     async def _mailbox(self, record: StaffRecord) -> str | None:
-        user_id = record.get("UserId") or ""
-        if user_id:
-            return str(user_id)
-        email = record.get("Email") or ""
-        user = await self._mailboxes.find_user(str(email)) if email else None
+        if record.mailbox.user_id:
+            return record.mailbox.user_id
+        email = record.roster.email
+        user = await self._calendar.find_user(email) if email else None
         return user.id if user else None
 
     async def _clear_calendar(self, staff_id: str, user_id: str) -> int:
-        rows = await self._staff_items.rows(staff_id)
+        rows = await self._links.rows(staff_id)
         linked = {row.link.event_id for row in rows if row.link.event_id}
-        found = {event.id for event in await self._mailboxes.find_service_events(user_id)}
+        found = {event.id for event in await self._calendar.find_service_events(user_id)}
         slots = asyncio.Semaphore(CONCURRENCY)
 
         async def delete(event_id: str) -> None:
             async with slots:
-                await self._mailboxes.delete_event(user_id, event_id)
+                await self._calendar.delete_event(user_id, event_id)
 
         await asyncio.gather(*(delete(event_id) for event_id in sorted(linked | found)))
         for row in rows:
             if row.link.event_id or row.link.pending_create:
-                await self._staff_items.save_link(row, retire(row.link), done=False)
+                await self._links.save_link(row, retire(row.link), done=False)
         return len(linked | found)
 
     async def _clear_busy_time(self, staff_id: str) -> int:

@@ -13,8 +13,8 @@ from typing import Any, Final
 from pydantic import BaseModel, ValidationError
 
 from sync.names import STAFF_SYNC_POISON_QUEUE
+from sync.ports import WorkQueue
 from sync.storage.account import StorageAccount, guarded
-from sync.storage.work_queue import WorkQueue
 from sync.work import StaffSyncRequest
 
 # Storage returns at most 32 messages per peek or receive.

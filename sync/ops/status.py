@@ -1,26 +1,23 @@
 """The administrator's view of the sync: each staff member's status, reason and pending work,
 and the counts by status (what Coconut's "Users" tab shows).
 
-`summarize` and `count_by_status` are pure; `StatusView` reads the `staff` and `staffitems`
-tables. Staff appear by Coconut id; the detail view adds the staff member's own mailbox
+`summarize` and `count_by_status` are pure; `StatusView` reads the staff records and the item
+links. Staff appear by Coconut id; the detail view adds the staff member's own mailbox
 identifiers (their work e-mail, Graph user id, time zone), never anything about customers.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any, Final, Literal, get_args
+from typing import Final, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
-from sync.names import STAFF_ITEMS_TABLE
 from sync.ops.errors import UnknownStaff
-from sync.storage.account import StorageAccount, guarded
-from sync.storage.keys import from_table_key
-from sync.storage.staff_items import StaffItemStore
-from sync.storage.staff_records import StaffRecord, StaffRecords
+from sync.ports import ItemLinks, StaffStore
+from sync.staff_record import StaffRecord
 
 # What the worker records (Syncing, Warning, Error, Disabled, Disconnected), plus "Pending" (never
 # synced yet, or queued after a reconnect) and "Disconnecting" (requested, not yet done).
@@ -74,36 +71,31 @@ class StaffOverview(BaseModel):
     staff: list[StaffSummary]
 
 
-def effective_status(fields: Mapping[str, Any]) -> Status:
-    """The status an administrator should see, from the record's fields."""
-    recorded = fields.get("Status") or ""
-    if fields.get("Disconnected"):
+def effective_status(record: StaffRecord) -> Status:
+    """The status an administrator should see, from the record."""
+    recorded = record.outcome.status
+    if record.connection.disconnected:
         return "Disconnected" if recorded == "Disconnected" else "Disconnecting"
-    if fields.get("CalendarSync") is False:
+    if record.roster.calendar_sync is False:
         return "Disabled"  # switched off in Coconut: the worker no longer runs for them
-    return _RECORDED.get(str(recorded), "Pending")
+    return _RECORDED.get(recorded, "Pending")
 
 
-def _when(value: Any) -> datetime | None:
-    return value if isinstance(value, datetime) else None
-
-
-def _lease(fields: Mapping[str, Any], now: datetime) -> datetime | None:
-    until = _when(fields.get("LeaseUntil"))
-    return until if fields.get("LeaseOwner") and until is not None and until > now else None
+def _lease(record: StaffRecord, now: datetime) -> datetime | None:
+    until = record.lease.until
+    return until if record.lease.owner and until is not None and until > now else None
 
 
 def summarize(record: StaffRecord, pending: int, now: datetime) -> StaffSummary:
-    fields = record.fields
     return StaffSummary(
         staff_id=record.staff_id,
-        status=effective_status(fields),
-        reason=str(fields.get("Reason") or ""),
-        status_at=_when(fields.get("StatusAt")),
-        last_sync_at=_when(fields.get("LastSyncAt")),
+        status=effective_status(record),
+        reason=record.outcome.reason,
+        status_at=record.outcome.at,
+        last_sync_at=record.outcome.last_sync_at,
         pending=pending,
-        events=int(fields.get("EventCount") or 0),
-        leased_until=_lease(fields, now),
+        events=record.outcome.event_count,
+        leased_until=_lease(record, now),
     )
 
 
@@ -114,18 +106,15 @@ def count_by_status(summaries: Iterable[StaffSummary]) -> dict[str, int]:
 
 
 class StatusView:
-    def __init__(
-        self, account: StorageAccount, records: StaffRecords, staff_items: StaffItemStore
-    ) -> None:
-        self._staff_items_table = account.table(STAFF_ITEMS_TABLE)
-        self._records = records
-        self._staff_items = staff_items
+    def __init__(self, staff: StaffStore, links: ItemLinks) -> None:
+        self._staff = staff
+        self._links = links
 
     async def overview(self, status: Status | None = None) -> StaffOverview:
         now = datetime.now(UTC)
-        pending = await self._pending_by_staff()
+        pending = await self._links.pending_by_staff()
         summaries = sorted(
-            (summarize(r, pending.get(r.staff_id, 0), now) for r in await self._records.all()),
+            (summarize(r, pending.get(r.staff_id, 0), now) for r in await self._staff.all()),
             key=lambda s: s.staff_id,
         )
         counts = count_by_status(summaries)
@@ -133,28 +122,25 @@ class StatusView:
         return StaffOverview(counts=counts, total=len(summaries), staff=shown)
 
     async def detail(self, staff_id: str) -> StaffDetail:
-        record = await self._records.get(staff_id)
+        record = await self._staff.get(staff_id)
         if record is None:
             raise UnknownStaff(staff_id)
-        rows = await self._staff_items.rows(staff_id)
+        rows = await self._links.rows(staff_id)
         waiting = sorted(r.item_key for r in rows if r.pending or r.link.pending_create)
         summary = summarize(record, len(waiting), datetime.now(UTC))
-        fields = record.fields
+        subscription = record.subscription
+        connection = record.connection
         return StaffDetail(
             **summary.model_dump(),
-            email=str(fields.get("Email") or ""),
-            user_id=str(fields.get("UserId") or ""),
-            time_zone=str(fields.get("TimeZone") or ""),
-            calendar_sync=fields.get("CalendarSync") is not False,
-            initialised_at=_when(fields.get("InitialisedAt")),
-            last_import_at=_when(fields.get("LastImportAt")),
-            subscription_expires_at=(
-                _when(fields.get("SubscriptionExpiresAt")) if fields.get("SubscriptionId") else None
-            ),
-            subscription_error=str(fields.get("SubscriptionError") or ""),
-            disconnected_at=(
-                _when(fields.get("DisconnectedAt")) if fields.get("Disconnected") else None
-            ),
+            email=record.roster.email,
+            user_id=record.mailbox.user_id,
+            time_zone=record.mailbox.time_zone,
+            calendar_sync=record.roster.calendar_sync is not False,
+            initialised_at=record.cursor.initialised_at,
+            last_import_at=record.cursor.last_import_at,
+            subscription_expires_at=subscription.expires_at if subscription.id else None,
+            subscription_error=subscription.error,
+            disconnected_at=connection.disconnected_at if connection.disconnected else None,
             items=len(rows),
             pending_items=waiting[:PENDING_SHOWN],
         )
@@ -163,15 +149,4 @@ class StatusView:
         """Staff per status from the staff records alone (the timer's gauge: no scan of the
         link rows)."""
         now = datetime.now(UTC)
-        return count_by_status(summarize(r, 0, now) for r in await self._records.all())
-
-    async def _pending_by_staff(self) -> Counter[str]:
-        """Rows waiting for a reconcile, per staff member: one scan of the pending rows only."""
-        query = self._staff_items_table.query_entities(
-            "Pending eq true or PendingCreate eq true", select=["PartitionKey"]
-        )
-
-        async def collect() -> Counter[str]:
-            return Counter([from_table_key(entity["PartitionKey"]) async for entity in query])
-
-        return await guarded(collect)
+        return count_by_status(summarize(r, 0, now) for r in await self._staff.all())

@@ -17,14 +17,11 @@ from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
 
+from sync.errors import StorageUnavailable
 from sync.names import QUEUES, TABLES
 from sync.settings import Settings
 
 T = TypeVar("T")
-
-
-class StorageUnavailable(Exception):
-    """Table/Queue Storage could not be reached or answered with a server error."""
 
 
 async def guarded(operation: Callable[[], Awaitable[T]]) -> T:

@@ -14,7 +14,7 @@ MAX_DELAY_SECONDS = 7 * 24 * 3600
 SEND_CONCURRENCY = 64
 
 
-class WorkQueue:
+class StorageWorkQueue:
     def __init__(self, account: StorageAccount) -> None:
         self._queue = account.queue(STAFF_SYNC_QUEUE)
 

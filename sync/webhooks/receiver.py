@@ -21,11 +21,11 @@ from sync.coconut.webhook_models import (
     UnavailabilityChange,
     parse_delivery,
 )
+from sync.desired_items import RecordResult
 from sync.desired_state import delivery_key
-from sync.storage.account import StorageUnavailable
-from sync.storage.desired_items import RecordResult, RecordTooLarge
+from sync.errors import RecordTooLarge, StorageUnavailable
+from sync.ports import SyncRequester
 from sync.webhooks.signature import Unauthenticated, verify
-from sync.work import SyncReason
 
 log = logging.getLogger("sync.webhooks")
 
@@ -40,10 +40,6 @@ class WebhookReply:
 
 class DesiredStateRecorder(Protocol):
     async def record(self, delivery: Delivery) -> RecordResult: ...
-
-
-class SyncRequester(Protocol):
-    async def request_sync(self, staff_ids: frozenset[str], reason: SyncReason) -> None: ...
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

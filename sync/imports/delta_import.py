@@ -19,24 +19,16 @@ import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sync.coconut.api import CoconutApi
-from sync.graph.errors import SyncStateGone
-from sync.graph.mailboxes import MailboxUser, StaffMailboxes
+from sync.errors import DeltaExpired
 from sync.imports.busy_time import BusyBlock, classify, net_changes, plan_full_resync
+from sync.ports import CoconutBusyTime, MailboxCalendar, MailboxUser
+from sync.staff_record import ImportCursor
 
 # A new round once a day, so the window's end keeps `horizon` days ahead.
 ROUND_LIFETIME = timedelta(hours=24)
 COCONUT_CONCURRENCY = 4
-
-
-@dataclass(frozen=True)
-class ImportState:
-    """What is kept per staff member between runs (in the staff record)."""
-
-    initialised_at: datetime | None = None
-    delta_link: str | None = None
-    round_started_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -49,11 +41,7 @@ class OwnEvent:
 
 @dataclass
 class ImportOutcome:
-    state: ImportState
-    written: int = 0
-    deleted: int = 0
-    pages: int = 0
-    full_round: bool = False
+    cursor: ImportCursor
     # Own events that Outlook changed (new changeKey) or removed (None), by item key.
     drifted: dict[str, str | None] = field(default_factory=dict)
 
@@ -66,8 +54,10 @@ def import_window(
 
 
 class BusyTimeImporter:
-    def __init__(self, mailboxes: StaffMailboxes, coconut: CoconutApi, horizon_days: int) -> None:
-        self._mailboxes = mailboxes
+    def __init__(
+        self, calendar: MailboxCalendar, coconut: CoconutBusyTime, horizon_days: int
+    ) -> None:
+        self._calendar = calendar
         self._coconut = coconut
         self._horizon_days = horizon_days
 
@@ -75,22 +65,21 @@ class BusyTimeImporter:
         self,
         staff_id: str,
         user: MailboxUser,
-        state: ImportState,
+        cursor: ImportCursor,
         own_events: Mapping[str, OwnEvent],
         *,
         full: bool = False,
     ) -> ImportOutcome:
         now = datetime.now(UTC)
-        initialised_at = state.initialised_at or now
+        initialised_at = cursor.initialised_at or now
         window = import_window(initialised_at, now, self._horizon_days)
-        stale_round = (
-            state.round_started_at is None or now - state.round_started_at > ROUND_LIFETIME
-        )
-        if full or state.delta_link is None or stale_round:
+        started = cursor.round_started_at
+        stale_round = started is None or now - started > ROUND_LIFETIME
+        if full or not cursor.delta_link or stale_round:
             return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
         try:
-            return await self._incremental(staff_id, user, state, window, own_events)
-        except SyncStateGone:
+            return await self._incremental(staff_id, user, cursor, window, own_events)
+        except DeltaExpired:
             # Graph forgot the token: start a fresh round over the whole window.
             return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
 
@@ -98,21 +87,19 @@ class BusyTimeImporter:
         self,
         staff_id: str,
         user: MailboxUser,
-        state: ImportState,
+        cursor: ImportCursor,
         window: tuple[datetime, datetime],
         own_events: Mapping[str, OwnEvent],
     ) -> ImportOutcome:
-        items, delta_link, pages = await self._read_round(user, state.delta_link, None)
+        items, delta_link = await self._read_round(user, cursor.delta_link, None)
         changes = net_changes(
             classify(i, window_start=window[0], own_event_ids=own_events) for i in items
         )
-        outcome = ImportOutcome(
-            state=ImportState(state.initialised_at, delta_link, state.round_started_at),
-            pages=pages,
+        await self._apply(staff_id, list(changes.put.values()), sorted(changes.delete))
+        return ImportOutcome(
+            cursor=_after_round(cursor.initialised_at, delta_link, cursor.round_started_at),
+            drifted=_drifted(items, own_events),
         )
-        await self._apply(staff_id, list(changes.put.values()), sorted(changes.delete), outcome)
-        outcome.drifted = _drifted(items, own_events)
-        return outcome
 
     async def _full_round(
         self,
@@ -123,56 +110,60 @@ class BusyTimeImporter:
         own_events: Mapping[str, OwnEvent],
         now: datetime,
     ) -> ImportOutcome:
-        items, delta_link, pages = await self._read_round(user, None, window)
+        items, delta_link = await self._read_round(user, None, window)
         changes = net_changes(
             classify(i, window_start=window[0], own_event_ids=own_events) for i in items
         )
         held = await self._coconut.busy_blocks(staff_id)
         to_put, to_delete = plan_full_resync(changes.put.values(), held, window_start=window[0])
-        outcome = ImportOutcome(
-            state=ImportState(initialised_at, delta_link, now), pages=pages, full_round=True
+        await self._apply(staff_id, to_put, to_delete)
+        return ImportOutcome(
+            cursor=_after_round(initialised_at, delta_link, now),
+            drifted=_drifted(items, own_events),
         )
-        await self._apply(staff_id, to_put, to_delete, outcome)
-        outcome.drifted = _drifted(items, own_events)
-        return outcome
 
     async def _read_round(
         self, user: MailboxUser, link: str | None, window: tuple[datetime, datetime] | None
-    ) -> tuple[list[dict[str, object]], str, int]:
+    ) -> tuple[list[dict[str, Any]], str]:
         """Every item up to the round's delta link (all `nextLink` pages followed)."""
-        items: list[dict[str, object]] = []
-        pages = 0
-        page = await self._mailboxes.calendar_delta(user.id, link=link, window=window)
+        items: list[dict[str, Any]] = []
+        page = await self._calendar.calendar_delta(user.id, link=link, window=window)
         while True:
-            pages += 1
             items += page.items
             if page.next_link:
-                page = await self._mailboxes.calendar_delta(user.id, link=page.next_link)
+                page = await self._calendar.calendar_delta(user.id, link=page.next_link)
                 continue
             if page.delta_link is None:
-                raise SyncStateGone("delta round ended without a deltaLink", None)
-            return items, page.delta_link, pages
+                raise DeltaExpired("delta round ended without a deltaLink")
+            return items, page.delta_link
 
-    async def _apply(
-        self, staff_id: str, to_put: list[BusyBlock], to_delete: list[str], outcome: ImportOutcome
-    ) -> None:
+    async def _apply(self, staff_id: str, to_put: list[BusyBlock], to_delete: list[str]) -> None:
         slots = asyncio.Semaphore(COCONUT_CONCURRENCY)
 
         async def put(block: BusyBlock) -> None:
             async with slots:
                 await self._coconut.put_busy_block(staff_id, block)
-                outcome.written += 1
 
         async def delete(external_id: str) -> None:
             async with slots:
                 await self._coconut.delete_busy_block(staff_id, external_id)
-                outcome.deleted += 1
 
         await asyncio.gather(*(put(b) for b in to_put), *(delete(e) for e in to_delete))
 
 
+def _after_round(
+    initialised_at: datetime | None, delta_link: str, round_started_at: datetime | None
+) -> ImportCursor:
+    return ImportCursor(
+        initialised_at=initialised_at,
+        delta_link=delta_link,
+        round_started_at=round_started_at,
+        last_import_at=datetime.now(UTC),
+    )
+
+
 def _drifted(
-    items: list[dict[str, object]], own_events: Mapping[str, OwnEvent]
+    items: list[dict[str, Any]], own_events: Mapping[str, OwnEvent]
 ) -> dict[str, str | None]:
     """Own events whose state in Outlook is not what the export last wrote."""
     drifted: dict[str, str | None] = {}

@@ -1,4 +1,5 @@
-"""The `staffitems` table: per staff member, every item that concerns them and its Graph event.
+"""The `staffitems` table (`sync.ports.ItemLinks`): per staff member, every item that concerns
+them and its Graph event.
 
 One partition per staff member (PartitionKey = staff id, RowKey = item key), so a reconcile reads
 one partition. A row is marked `Pending` by the webhook whenever its item changes; the reconcile
@@ -9,8 +10,8 @@ lost: the swap fails and the row stays pending for the next run.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,23 +21,9 @@ from azure.data.tables import UpdateMode
 
 from sync.export.planning import EventLink
 from sync.names import STAFF_ITEMS_TABLE
+from sync.ports import StaffItemRow
 from sync.storage.account import StorageAccount, guarded
 from sync.storage.keys import from_table_key, table_key
-
-
-@dataclass(frozen=True)
-class StaffItemRow:
-    staff_id: str
-    link: EventLink
-    pending: bool
-    etag: str
-    # Set once a swap found the row changed by a newer delivery: from then on this run may
-    # write the link but never clear the pending mark, whatever ETag its own writes return.
-    keep_pending: bool = False
-
-    @property
-    def item_key(self) -> str:
-        return self.link.item_key
 
 
 def _link_fields(link: EventLink) -> dict[str, Any]:
@@ -66,7 +53,7 @@ def _row(entity: dict[str, Any]) -> StaffItemRow:
     )
 
 
-class StaffItemStore:
+class TableItemLinks:
     def __init__(self, account: StorageAccount) -> None:
         self._table = account.table(STAFF_ITEMS_TABLE)
 
@@ -143,3 +130,14 @@ class StaffItemStore:
         except ResourceNotFoundError:
             return True
         return True
+
+    async def pending_by_staff(self) -> Counter[str]:
+        """Rows waiting for a run, per staff member: one scan of the pending rows only."""
+        query = self._table.query_entities(
+            "Pending eq true or PendingCreate eq true", select=["PartitionKey"]
+        )
+
+        async def collect() -> Counter[str]:
+            return Counter([from_table_key(entity["PartitionKey"]) async for entity in query])
+
+        return await guarded(collect)

@@ -1,18 +1,18 @@
-"""Bring one staff member's Exchange calendar to the desired state of their Coconut items.
+"""Write one staff member's Exchange calendar to the desired state of their Coconut items.
 
-Reads the staff member's partition of `staffitems`, loads the items that changed (or all of
-them on a full pass), renders and plans with the pure core, and applies the plan through Graph.
-The link row is written before and after every create, so a crash or a lost answer between the
-two is found on the next run (by the Coconut-id extended property) instead of creating twice.
+Given the staff member's link rows and the items they name, renders and plans with the pure core
+(`rendering`, `planning`) and applies the plan through the mailbox calendar. The link row is
+written before and after every create, so a crash or a lost answer between the two is found on
+the next run (by the Coconut-id extended property) instead of creating twice.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sync.desired_state import DesiredItem, is_wanted_by
+from sync.errors import EventGone
 from sync.export.planning import (
     CalendarChange,
     CreateEvent,
@@ -27,13 +27,8 @@ from sync.export.planning import (
     transaction_id,
 )
 from sync.export.rendering import EventDraft, render_event
-from sync.graph.errors import NotFound
-from sync.graph.mailboxes import MailboxUser, StaffMailboxes
-from sync.storage.desired_items import DesiredItemStore
-from sync.storage.staff_items import StaffItemRow, StaffItemStore
+from sync.ports import ItemLinks, MailboxCalendar, MailboxUser, StaffItemRow
 
-# Item records loaded at once; Table Storage point reads are cheap, but not free.
-LOAD_CONCURRENCY = 16
 # Changes applied at once: Graph allows 4 concurrent requests per mailbox.
 APPLY_CONCURRENCY = 4
 
@@ -43,10 +38,8 @@ class ExportOutcome:
     created: int = 0
     updated: int = 0
     removed: int = 0
-    unchanged: int = 0
     # Items in this calendar (wanted and confirmed) after the run; for the status view.
     events: int = 0
-    staff_emails: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 def _link_of(row: StaffItemRow) -> EventLink | None:
@@ -55,16 +48,6 @@ def _link_of(row: StaffItemRow) -> EventLink | None:
     if link.event_id or link.pending_create or link.generation > 0:
         return link
     return None
-
-
-async def load_items(store: DesiredItemStore, keys: Iterable[str]) -> dict[str, DesiredItem | None]:
-    slots = asyncio.Semaphore(LOAD_CONCURRENCY)
-
-    async def load(key: str) -> tuple[str, DesiredItem | None]:
-        async with slots:
-            return key, await store.get(key)
-
-    return dict(await asyncio.gather(*(load(key) for key in keys)))
 
 
 def desired_drafts(
@@ -77,15 +60,12 @@ def desired_drafts(
     }
 
 
-class CalendarReconciler:
-    def __init__(
-        self, items: DesiredItemStore, staff_items: StaffItemStore, mailboxes: StaffMailboxes
-    ) -> None:
-        self._items = items
-        self._staff_items = staff_items
-        self._mailboxes = mailboxes
+class CalendarWriter:
+    def __init__(self, links: ItemLinks, calendar: MailboxCalendar) -> None:
+        self._links = links
+        self._calendar = calendar
 
-    async def reconcile(
+    async def write(
         self,
         staff_id: str,
         user: MailboxUser,
@@ -114,9 +94,7 @@ class CalendarReconciler:
         # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
         for row in rows:
             if row.item_key not in changed and row.pending:
-                link = row.link
-                await self._staff_items.save_link(row, link, done=True)
-                outcome.unchanged += 1
+                await self._links.save_link(row, row.link, done=True)
         outcome.events = len(desired)
         return outcome
 
@@ -134,7 +112,7 @@ class CalendarReconciler:
         for key, link in links.items():
             if key in already or link.event_id is None or link.pending_create:
                 continue
-            observed[key] = await self._mailboxes.change_key_of(user.id, link.event_id)
+            observed[key] = await self._calendar.change_key_of(user.id, link.event_id)
         return plan_drift_repairs(staff_id, desired, links, observed)
 
     async def repair_drift(
@@ -156,7 +134,7 @@ class CalendarReconciler:
                 continue
             if change_key is None:
                 # Deleted, or moved out of the window by a person: only Graph can tell which.
-                change_key = await self._mailboxes.change_key_of(user.id, link.event_id)
+                change_key = await self._calendar.change_key_of(user.id, link.event_id)
             observed[key] = change_key
         desired = desired_drafts(staff_id, items, user.time_zone)
         outcome = ExportOutcome()
@@ -178,10 +156,8 @@ class CalendarReconciler:
                 outcome.created += 1
             case UpdateEvent(event_id=event_id, draft=draft):
                 try:
-                    written = await self._mailboxes.update_event(
-                        user.id, event_id, draft.to_graph()
-                    )
-                except NotFound:
+                    written = await self._calendar.update_event(user.id, event_id, draft.to_graph())
+                except EventGone:
                     # Deleted in Outlook meanwhile: Coconut wins, make it anew.
                     generation = row.link.generation + 1
                     recreate = CreateEvent(
@@ -200,15 +176,15 @@ class CalendarReconciler:
                     change_key=written.change_key,
                     generation=row.link.generation,
                 )
-                await self._staff_items.save_link(row, link, done=True)
+                await self._links.save_link(row, link, done=True)
                 outcome.updated += 1
             case RemoveEvent(event_id=event_id, forget_link=forget_link):
-                await self._mailboxes.delete_event(user.id, event_id)
+                await self._calendar.delete_event(user.id, event_id)
                 await self._drop(row, forget_link)
                 outcome.removed += 1
             case RemoveUnconfirmedEvent(forget_link=forget_link):
-                for event in await self._mailboxes.find_events_for(user.id, change.item_key):
-                    await self._mailboxes.delete_event(user.id, event.id)
+                for event in await self._calendar.find_events_for(user.id, change.item_key):
+                    await self._calendar.delete_event(user.id, event.id)
                 await self._drop(row, forget_link)
                 outcome.removed += 1
             case ForgetLink():
@@ -218,19 +194,19 @@ class CalendarReconciler:
         body = change.draft.to_graph()
         written = None
         if change.recover:
-            found = await self._mailboxes.find_events_for(user.id, change.item_key)
+            found = await self._calendar.find_events_for(user.id, change.item_key)
             if found:
                 written, extras = found[0], found[1:]
                 for extra in extras:  # never leave two events for one item
-                    await self._mailboxes.delete_event(user.id, extra.id)
-                written = await self._mailboxes.update_event(user.id, written.id, body)
+                    await self._calendar.delete_event(user.id, extra.id)
+                written = await self._calendar.update_event(user.id, written.id, body)
         if written is None:
             # Recorded before the call: if the answer is lost, the next run looks first.
             pending = EventLink(
                 item_key=change.item_key, generation=change.generation, pending_create=True
             )
-            row = await self._staff_items.save_link(row, pending, done=False)
-            written = await self._mailboxes.create_event(
+            row = await self._links.save_link(row, pending, done=False)
+            written = await self._calendar.create_event(
                 user.id, body, transaction_id=change.transaction_id, coconut_key=change.item_key
             )
         link = EventLink(
@@ -240,12 +216,12 @@ class CalendarReconciler:
             change_key=written.change_key,
             generation=change.generation,
         )
-        await self._staff_items.save_link(row, link, done=True)
+        await self._links.save_link(row, link, done=True)
 
     async def _drop(self, row: StaffItemRow, forget: bool) -> None:
         """After a removal: delete the row for an item deleted in Coconut, else keep it retired
         (no event, next generation) so a later create cannot reuse a spent transaction id."""
-        if forget and await self._staff_items.forget(row):
+        if forget and await self._links.forget(row):
             return
         retired = retire(row.link) if row.link.event_id or row.link.pending_create else row.link
-        await self._staff_items.save_link(row, retired, done=not forget)
+        await self._links.save_link(row, retired, done=not forget)

@@ -1,4 +1,5 @@
-"""The Graph operations the service performs on staff mailboxes, in domain terms.
+"""`sync.ports.MailboxCalendar` on Microsoft Graph: the operations the service performs on staff
+mailboxes, through msgraph-sdk.
 
 Every request asks for immutable ids (`Prefer: IdType="ImmutableId"`), so an event keeps its id
 if a person moves it between folders. Event bodies are built from plain JSON (the drafts'
@@ -8,7 +9,6 @@ if a person moves it between folders. Event bodies are built from plain JSON (th
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,36 +23,15 @@ from msgraph.generated.users.item.events.events_request_builder import EventsReq
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
+from sync.errors import EventGone
 from sync.graph.calls import GraphCaller
-from sync.graph.errors import NotFound
+from sync.ports import DeltaPage, MailboxUser, WrittenEvent
 
 # The extended property that marks an event as written by this service for one Coconut item.
 # The GUID is this service's own property-set id; changing it would orphan existing events.
 COCONUT_ID_PROPERTY = "String {6a8f3c2e-1b4d-4e7a-9c5f-0d2e8b7a6c41} Name CoconutId"
 IMMUTABLE_IDS = 'IdType="ImmutableId"'
 DELTA_PAGE_SIZE = 100
-
-
-@dataclass(frozen=True)
-class MailboxUser:
-    id: str
-    time_zone: str
-
-
-@dataclass(frozen=True)
-class DeltaPage:
-    """One page of `calendarView/delta`: event JSON objects (camelCase, `@removed` kept), and
-    either the next page's link or the delta link to keep for the next round."""
-
-    items: list[dict[str, Any]]
-    next_link: str | None
-    delta_link: str | None
-
-
-@dataclass(frozen=True)
-class WrittenEvent:
-    id: str
-    change_key: str | None
 
 
 def _event(payload: dict[str, Any]) -> Event:
@@ -91,7 +70,7 @@ def _written(event: Event | None) -> WrittenEvent:
     return WrittenEvent(event.id, event.change_key)
 
 
-class StaffMailboxes:
+class GraphCalendar:
     def __init__(self, client: GraphServiceClient, caller: GraphCaller) -> None:
         self._client = client
         self._caller = caller
@@ -182,7 +161,7 @@ class StaffMailboxes:
         item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
         try:
             await self._caller.call(user_id, lambda: item.delete(request_configuration=_config()))
-        except NotFound:
+        except EventGone:
             return
 
     async def change_key_of(self, user_id: str, event_id: str) -> str | None:
@@ -193,7 +172,7 @@ class StaffMailboxes:
             event = await self._caller.call(
                 user_id, lambda: item.get(request_configuration=_config(query))
             )
-        except NotFound:
+        except EventGone:
             return None
         return event.change_key if event else None
 

@@ -1,0 +1,72 @@
+"""Recording what Coconut says an item should be: the durable step before a webhook's 202.
+
+`record` reads the item, decides with the pure rule (`sync.desired_state.decide`: highest
+revision wins, a deletion is final), and commits by compare-and-swap, deciding again when another
+delivery of the same item got there first. Every staff member to reconcile is marked pending
+before the commit (a crash in between loses nothing: Coconut's retry is a duplicate, which marks
+again) and after it (no run can clear a mark without having seen the committed state).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+from sync.coconut.webhook_models import Delivery
+from sync.desired_state import DesiredItem, Outcome, decide, delivery_key
+from sync.errors import StorageUnavailable
+from sync.ports import ItemLinks, ItemTable
+
+MAX_CAS_ATTEMPTS: Final = 20
+# Item records loaded at once; point reads are cheap, but not free.
+LOAD_CONCURRENCY: Final = 16
+
+
+@dataclass(frozen=True)
+class RecordResult:
+    outcome: Outcome
+    # Staff members whose calendars must be reconciled because of this delivery.
+    staff_ids: frozenset[str]
+
+
+class DesiredItemStore:
+    def __init__(self, table: ItemTable, links: ItemLinks) -> None:
+        self._table = table
+        self._links = links
+
+    async def get(self, key: str) -> DesiredItem | None:
+        item, _ = await self._table.read(key)
+        return item
+
+    async def load(self, keys: Iterable[str]) -> dict[str, DesiredItem | None]:
+        """Several items at once (absent ones as None)."""
+        slots = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+        async def load(key: str) -> tuple[str, DesiredItem | None]:
+            async with slots:
+                return key, await self.get(key)
+
+        return dict(await asyncio.gather(*(load(key) for key in keys)))
+
+    async def record(self, delivery: Delivery) -> RecordResult:
+        """Record a delivery's effect on its item; who to reconcile because of it."""
+        key = delivery_key(delivery)
+        if key is None:
+            return RecordResult("ignored", frozenset())
+        for _ in range(MAX_CAS_ATTEMPTS):
+            recorded, etag = await self._table.read(key)
+            decision = decide(recorded, delivery)
+            if decision.outcome != "accepted" or decision.record is None:
+                if decision.reconcile_staff:
+                    await self._links.mark_pending(decision.reconcile_staff, key)
+                return RecordResult(decision.outcome, decision.reconcile_staff)
+            await self._links.mark_pending(decision.reconcile_staff, key)
+            if not await self._table.swap(decision.record, etag):
+                continue  # another delivery of this item won the race: decide again
+            # Marked again after the commit: a run that saw the first mark but read the item
+            # before this commit cannot then clear the mark (its ETag swap fails).
+            await self._links.mark_pending(decision.reconcile_staff, key)
+            return RecordResult("accepted", decision.reconcile_staff)
+        raise StorageUnavailable(f"too much contention recording {key}")

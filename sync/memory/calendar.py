@@ -1,0 +1,235 @@
+"""Exchange mailboxes in memory (`sync.ports.MailboxCalendar`), strict where Graph is:
+
+- a `transactionId` stays bound to the event first created with it, even after that event was
+  deleted: a repeated POST creates nothing and answers with the original (whose id may now be
+  gone), so a client that recreates must use a new one;
+- every change makes a new change key; a gone event answers `EventGone` to an update;
+- delta rounds page through what changed since the link, `@removed` for what left the calendar;
+- scheduled failures (`Faults`): 429/503 with their delay, and a lost answer (the write
+  happened, the caller hears a 503).
+
+People act on it too (`person_create`, `person_edit`, `person_delete`), as in Outlook.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sync.errors import DeltaExpired, EventGone
+from sync.graph.calls import retry_later
+from sync.memory.faults import Crash, Faults
+from sync.ports import DeltaPage, MailboxUser, WrittenEvent
+from sync.timezones import mailbox_zone
+
+GRAPH: Final = "graph"
+DELTA_PAGE_SIZE: Final = 10
+
+
+@dataclass
+class MemoryEvent:
+    id: str
+    body: dict[str, Any]
+    change_key: str
+    coconut_key: str | None  # the Coconut-id extended property, if the service wrote it
+    version: int  # when it last changed (the calendar's change counter)
+    deleted: bool = False
+
+    def instant(self, side: str) -> datetime:
+        value = self.body[side]
+        naive = datetime.fromisoformat(value["dateTime"])
+        return naive.replace(tzinfo=mailbox_zone(value["timeZone"])).astimezone(UTC)
+
+    def as_delta_item(self) -> dict[str, Any]:
+        """As calendarView/delta returns it: times in UTC, no extended properties."""
+        item = {key: value for key, value in self.body.items() if key not in ("start", "end")}
+        for side in ("start", "end"):
+            moment = self.instant(side).replace(tzinfo=None)
+            item[side] = {"dateTime": moment.isoformat(), "timeZone": "UTC"}
+        return {**item, "id": self.id, "changeKey": self.change_key, "type": "singleInstance"}
+
+
+@dataclass
+class Mailbox:
+    user: MailboxUser
+    mail: str
+    events: dict[str, MemoryEvent] = field(default_factory=dict)
+    transactions: dict[str, str] = field(default_factory=dict)
+
+
+class MemoryCalendar:
+    def __init__(self, faults: Faults | None = None) -> None:
+        self.faults = faults or Faults()
+        self.mailboxes: dict[str, Mailbox] = {}
+        self._counter = itertools.count(1)
+        # Requests answered (successes and failures alike), for cost assertions.
+        self.requests = 0
+
+    # ----- set-up and what people do in Outlook -------------------------------------------
+
+    def add_user(self, mail: str, time_zone: str = "UTC") -> MailboxUser:
+        user = MailboxUser(f"user-{len(self.mailboxes) + 1}", time_zone)
+        self.mailboxes[user.id] = Mailbox(user, mail)
+        return user
+
+    def live_events(self, user_id: str) -> list[MemoryEvent]:
+        return [e for e in self.mailboxes[user_id].events.values() if not e.deleted]
+
+    def person_create(self, user_id: str, body: dict[str, Any]) -> str:
+        return self._insert(self.mailboxes[user_id], body, None).id
+
+    def person_edit(self, user_id: str, event_id: str, changes: dict[str, Any]) -> None:
+        event = self.mailboxes[user_id].events[event_id]
+        self._touch(event, {**event.body, **changes})
+
+    def person_delete(self, user_id: str, event_id: str) -> None:
+        event = self.mailboxes[user_id].events[event_id]
+        event.deleted = True
+        event.version = next(self._counter)
+
+    # ----- the port ----------------------------------------------------------------------
+
+    async def find_user(self, mail: str) -> MailboxUser | None:
+        self._request()
+        found = [m.user for m in self.mailboxes.values() if m.mail.casefold() == mail.casefold()]
+        return found[0] if len(found) == 1 else None
+
+    async def create_event(
+        self, user_id: str, body: dict[str, Any], *, transaction_id: str, coconut_key: str
+    ) -> WrittenEvent:
+        self._request()
+        mailbox = self.mailboxes[user_id]
+        original = mailbox.transactions.get(transaction_id)
+        if original is not None:
+            event = mailbox.events[original]
+            return WrittenEvent(event.id, event.change_key)
+        event = self._insert(mailbox, body, coconut_key)
+        mailbox.transactions[transaction_id] = event.id
+        self._answer_lost()
+        return WrittenEvent(event.id, event.change_key)
+
+    async def update_event(self, user_id: str, event_id: str, body: dict[str, Any]) -> WrittenEvent:
+        self._request()
+        event = self._live(user_id, event_id)
+        self._touch(event, {**event.body, **body})
+        self._answer_lost()
+        return WrittenEvent(event.id, event.change_key)
+
+    async def delete_event(self, user_id: str, event_id: str) -> None:
+        self._request()
+        event = self.mailboxes[user_id].events.get(event_id)
+        if event is not None and not event.deleted:
+            event.deleted = True
+            event.version = next(self._counter)
+            self._answer_lost()
+
+    async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
+        self._request()
+        return [
+            WrittenEvent(e.id, e.change_key)
+            for e in self.live_events(user_id)
+            if e.coconut_key == coconut_key
+        ]
+
+    async def find_service_events(self, user_id: str) -> list[WrittenEvent]:
+        self._request()
+        return [
+            WrittenEvent(e.id, e.change_key)
+            for e in self.live_events(user_id)
+            if e.coconut_key is not None
+        ]
+
+    async def change_key_of(self, user_id: str, event_id: str) -> str | None:
+        self._request()
+        event = self.mailboxes[user_id].events.get(event_id)
+        return None if event is None or event.deleted else event.change_key
+
+    async def calendar_delta(
+        self,
+        user_id: str,
+        *,
+        link: str | None = None,
+        window: tuple[datetime, datetime] | None = None,
+    ) -> DeltaPage:
+        """Links are `delta|<user>|<since>|<start>|<end>|<offset>`: a round reports every event
+        changed after `since` (all of them in a first round), `offset` pages into it."""
+        self._request()
+        if link is None:
+            if window is None:
+                raise ValueError("a new delta round needs its window")
+            since, start, end, offset = 0, window[0], window[1], 0
+        else:
+            parts = link.split("|")
+            if len(parts) != 6 or parts[0] != "delta" or parts[1] != user_id:
+                raise DeltaExpired("unknown delta link")
+            since, offset = int(parts[2]), int(parts[5])
+            start, end = datetime.fromisoformat(parts[3]), datetime.fromisoformat(parts[4])
+        mailbox = self.mailboxes[user_id]
+        changed = sorted(
+            (e for e in mailbox.events.values() if e.version > since),
+            key=lambda e: e.version,
+        )
+        items: list[dict[str, Any]] = []
+        for event in changed:
+            in_view = not event.deleted and event.instant("end") > start
+            in_view = in_view and event.instant("start") < end
+            if in_view:
+                items.append(event.as_delta_item())
+            elif since > 0:  # a first round has nothing to remove
+                items.append({"id": event.id, "@removed": {"reason": "deleted"}})
+        page = items[offset : offset + DELTA_PAGE_SIZE]
+        head = f"delta|{user_id}"
+        if offset + DELTA_PAGE_SIZE < len(items):
+            next_link = f"{head}|{since}|{start.isoformat()}|{end.isoformat()}|"
+            return DeltaPage(page, next_link + str(offset + DELTA_PAGE_SIZE), None)
+        upto = max((e.version for e in mailbox.events.values()), default=since)
+        delta_link = f"{head}|{max(upto, since)}|{start.isoformat()}|{end.isoformat()}|0"
+        return DeltaPage(page, None, delta_link)
+
+    # ----- inside ------------------------------------------------------------------------
+
+    def _request(self) -> None:
+        self.requests += 1
+        self.faults.check(GRAPH)
+
+    def _answer_lost(self) -> None:
+        """The write happened; a scheduled crash kills the process before it hears the answer,
+        a scheduled "lost answer" turns the answer into a 503."""
+        if self.faults.crash_after_writes > 0:
+            self.faults.crash_after_writes -= 1
+            if self.faults.crash_after_writes == 0:
+                self.faults.crash()
+                raise Crash("after a Graph write")
+        if self.faults.scheduled.get(LOST_ANSWER):
+            self.faults.scheduled[LOST_ANSWER].popleft()
+            raise retry_later(1.0, 503, "LostAnswer")
+
+    def lose_next_answers(self, count: int = 1) -> None:
+        self.faults.fail_next(LOST_ANSWER, *[retry_later(1.0, 503, "LostAnswer")] * count)
+
+    def throttle_next(self, count: int, retry_after: float = 2.0) -> None:
+        self.faults.fail_next(GRAPH, *[retry_later(retry_after, 429, None)] * count)
+
+    def _live(self, user_id: str, event_id: str) -> MemoryEvent:
+        event = self.mailboxes[user_id].events.get(event_id)
+        if event is None or event.deleted:
+            raise EventGone("Graph answered 404 ErrorItemNotFound", status=404)
+        return event
+
+    def _insert(
+        self, mailbox: Mailbox, body: dict[str, Any], coconut_key: str | None
+    ) -> MemoryEvent:
+        number = next(self._counter)
+        event = MemoryEvent(f"ev-{number}", dict(body), f"ck-{number}", coconut_key, number)
+        mailbox.events[event.id] = event
+        return event
+
+    def _touch(self, event: MemoryEvent, body: dict[str, Any]) -> None:
+        number = next(self._counter)
+        event.body, event.change_key, event.version = body, f"ck-{number}", number
+
+
+# A lost answer is not a failure of the request but of its answer: kept apart from GRAPH.
+LOST_ANSWER: Final = "graph-lost-answer"

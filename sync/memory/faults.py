@@ -1,0 +1,45 @@
+"""What can go wrong in the memory adapters: scheduled failures and a process crash."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from sync.errors import Retryable
+
+
+class Crash(BaseException):
+    """The process died: nothing of it runs further (not even `finally` work that writes, since
+    every memory adapter refuses while `Faults.crashed` is set). A `BaseException`, so that no
+    `except Exception` in the service mistakes it for a failure to handle."""
+
+
+@dataclass
+class Faults:
+    """Shared by the adapters of one memory "process" (see `MemoryWorld`)."""
+
+    crashed: bool = False
+    # The process dies right after this many more Graph writes (0: no crash planned).
+    crash_after_writes: int = 0
+    # Failures the next requests to a service answer with, in order.
+    scheduled: dict[str, deque[Retryable]] = field(default_factory=dict)
+
+    def check(self, service: str) -> None:
+        """Called at the start of every request to `service`."""
+        if self.crashed:
+            raise Crash(service)
+        queued = self.scheduled.get(service)
+        if queued:
+            raise queued.popleft()
+
+    def fail_next(self, service: str, *failures: Retryable) -> None:
+        self.scheduled.setdefault(service, deque()).extend(failures)
+
+    def crash(self) -> None:
+        self.crashed = True
+
+    def restart(self) -> None:
+        """A new process: requests work again (leases the dead one held stay until they end)."""
+        self.crashed = False
+        self.crash_after_writes = 0
+        self.scheduled.clear()

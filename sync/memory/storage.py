@@ -1,0 +1,214 @@
+"""Table and Queue Storage in memory: the item table, the item links, the staff records and the
+work queue, with Table Storage's ETag rules (every write makes a new ETag; a conditional write
+against an old one fails)."""
+
+from __future__ import annotations
+
+import itertools
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sync.desired_state import DesiredItem
+from sync.errors import ConcurrentUpdate
+from sync.export.planning import EventLink
+from sync.memory.faults import Faults
+from sync.ports import StaffItemRow
+from sync.staff_record import StaffChanges, StaffRecord
+from sync.work import StaffSyncRequest, SyncReason
+
+STORAGE = "storage"
+
+
+class _Etags:
+    def __init__(self) -> None:
+        self._next = itertools.count(1)
+
+    def new(self) -> str:
+        return f'W/"{next(self._next)}"'
+
+
+class MemoryItemTable:
+    """`sync.ports.ItemTable`."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._faults = faults or Faults()
+        self._etags = _Etags()
+        self.items: dict[str, tuple[DesiredItem, str]] = {}
+
+    async def read(self, key: str) -> tuple[DesiredItem | None, str | None]:
+        self._faults.check(STORAGE)
+        stored = self.items.get(key)
+        return stored if stored is not None else (None, None)
+
+    async def swap(self, item: DesiredItem, etag: str | None) -> bool:
+        self._faults.check(STORAGE)
+        current = self.items.get(item.key)
+        if (current is None) != (etag is None) or (current is not None and current[1] != etag):
+            return False
+        self.items[item.key] = (item, self._etags.new())
+        return True
+
+
+@dataclass
+class _LinkRow:
+    link: EventLink
+    pending: bool
+    etag: str
+
+
+class MemoryItemLinks:
+    """`sync.ports.ItemLinks`, with the same compare-and-swap rules as the `staffitems` table."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._faults = faults or Faults()
+        self._etags = _Etags()
+        self.partitions: dict[str, dict[str, _LinkRow]] = {}
+
+    async def mark_pending(self, staff_ids: Iterable[str], item_key: str) -> None:
+        for staff_id in sorted(set(staff_ids)):
+            self._faults.check(STORAGE)
+            rows = self.partitions.setdefault(staff_id, {})
+            row = rows.get(item_key)
+            link = row.link if row is not None else EventLink(item_key=item_key)
+            rows[item_key] = _LinkRow(link, True, self._etags.new())
+
+    async def rows(self, staff_id: str) -> list[StaffItemRow]:
+        self._faults.check(STORAGE)
+        return [
+            StaffItemRow(staff_id, row.link, row.pending, row.etag)
+            for row in self.partitions.get(staff_id, {}).values()
+        ]
+
+    async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
+        self._faults.check(STORAGE)
+        rows = self.partitions.setdefault(row.staff_id, {})
+        current = rows.get(link.item_key)
+        if not row.keep_pending and current is not None and current.etag == row.etag:
+            pending = current.pending and not done
+            rows[link.item_key] = _LinkRow(link, pending, self._etags.new())
+            return StaffItemRow(
+                row.staff_id, link, row.pending and not done, rows[link.item_key].etag
+            )
+        # Changed since read (a newer delivery): write the link, never clear the mark.
+        pending = current.pending if current is not None else False
+        rows[link.item_key] = _LinkRow(link, pending, self._etags.new())
+        return StaffItemRow(row.staff_id, link, True, rows[link.item_key].etag, keep_pending=True)
+
+    async def forget(self, row: StaffItemRow) -> bool:
+        self._faults.check(STORAGE)
+        if row.keep_pending:
+            return False
+        rows = self.partitions.get(row.staff_id, {})
+        current = rows.get(row.item_key)
+        if current is None:
+            return True
+        if current.etag != row.etag:
+            return False
+        del rows[row.item_key]
+        return True
+
+    async def pending_by_staff(self) -> Counter[str]:
+        self._faults.check(STORAGE)
+        return Counter(
+            staff_id
+            for staff_id, rows in self.partitions.items()
+            for row in rows.values()
+            if row.pending or row.link.pending_create
+        )
+
+
+class MemoryStaffStore:
+    """`sync.ports.StaffStore`."""
+
+    def __init__(self, faults: Faults | None = None) -> None:
+        self._faults = faults or Faults()
+        self._etags = _Etags()
+        self.records: dict[str, StaffRecord] = {}
+
+    async def get(self, staff_id: str) -> StaffRecord | None:
+        self._faults.check(STORAGE)
+        return self.records.get(staff_id)
+
+    async def all(self) -> list[StaffRecord]:
+        self._faults.check(STORAGE)
+        return list(self.records.values())
+
+    async def create(self, staff_id: str, changes: StaffChanges) -> StaffRecord:
+        self._faults.check(STORAGE)
+        if staff_id in self.records:
+            raise ConcurrentUpdate(f"staff record {staff_id} exists already")
+        record = StaffRecord(staff_id=staff_id).with_changes(changes, self._etags.new())
+        self.records[staff_id] = record
+        return record
+
+    async def merge(
+        self, staff_id: str, changes: StaffChanges, *, if_match: str | None = None
+    ) -> str:
+        self._faults.check(STORAGE)
+        current = self.records.get(staff_id)
+        if if_match is not None and (current is None or current.etag != if_match):
+            raise ConcurrentUpdate(f"staff record {staff_id} changed meanwhile")
+        base = current if current is not None else StaffRecord(staff_id=staff_id)
+        record = base.with_changes(changes, self._etags.new())
+        self.records[staff_id] = record
+        return record.etag
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for the records' deadlines (lease ends, throttling, wake-ups):
+        the state machine's clock, which the service itself reads from the system."""
+        step = timedelta(seconds=seconds)
+
+        def earlier(moment: datetime | None) -> datetime | None:
+            return None if moment is None else moment - step
+
+        for staff_id, record in self.records.items():
+            self.records[staff_id] = record.model_copy(
+                update={
+                    "lease": record.lease.model_copy(update={"until": earlier(record.lease.until)}),
+                    "rerun": record.rerun.model_copy(
+                        update={"wakeup_at": earlier(record.rerun.wakeup_at)}
+                    ),
+                    "outcome": record.outcome.model_copy(
+                        update={"throttled_until": earlier(record.outcome.throttled_until)}
+                    ),
+                }
+            )
+
+
+@dataclass(frozen=True)
+class QueuedRequest:
+    request: StaffSyncRequest
+    delay_seconds: float
+
+
+@dataclass
+class MemoryQueue:
+    """`sync.ports.WorkQueue`: messages in the order sent, each with the delay it asked for."""
+
+    faults: Faults = field(default_factory=Faults)
+    messages: list[QueuedRequest] = field(default_factory=list)
+
+    async def send(self, request: StaffSyncRequest, *, delay_seconds: float = 0) -> None:
+        self.faults.check(STORAGE)
+        self.messages.append(QueuedRequest(request, max(0.0, delay_seconds)))
+
+    async def request_sync(
+        self, staff_ids: Iterable[str], reason: SyncReason, *, full: bool = False
+    ) -> None:
+        for staff_id in sorted(set(staff_ids)):
+            await self.send(StaffSyncRequest(staff_id=staff_id, reason=reason, full=full))
+
+    async def request_sync_spread(
+        self, staff_ids: Iterable[str], reason: SyncReason, *, spread_seconds: float
+    ) -> None:
+        ids = sorted(set(staff_ids))
+        step = spread_seconds / len(ids) if ids else 0.0
+        for index, staff_id in enumerate(ids):
+            request = StaffSyncRequest(staff_id=staff_id, reason=reason)
+            await self.send(request, delay_seconds=index * step)
+
+    def take(self, index: int = 0) -> StaffSyncRequest:
+        """Receive one message (the first, or the one at `index`), whatever its delay."""
+        return self.messages.pop(index).request

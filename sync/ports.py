@@ -1,0 +1,219 @@
+"""What the sync talks to, as small protocols: the worker, the importer, the cycle and the ops
+commands take these, never a concrete adapter.
+
+| port                  | real adapter                         | in-memory (`sync.memory`) |
+| --------------------- | ------------------------------------ | ------------------------- |
+| `MailboxCalendar`     | `sync.graph.calendar.GraphCalendar`  | `MemoryCalendar`          |
+| `ChangeSubscriptions` | `sync.notifications.subscriptions`   | (none: optional)          |
+| `ItemTable`           | `sync.storage.item_table`            | `MemoryItemTable`         |
+| `ItemLinks`           | `sync.storage.item_links`            | `MemoryItemLinks`         |
+| `StaffStore`          | `sync.storage.staff_table`           | `MemoryStaffStore`        |
+| `WorkQueue`           | `sync.storage.work_queue`            | `MemoryQueue`             |
+| `CoconutBusyTime`     | `sync.coconut.api.CoconutApi`        | `MemoryCoconut`           |
+| `CoconutRoster`       | `sync.coconut.api.CoconutApi`        | `MemoryCoconut`           |
+
+Both kinds pass one contract suite (`tests/contract/`), so they cannot drift apart. Failures are
+raised in the vocabulary of `sync.errors`.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from sync.coconut.api import CoconutUser
+from sync.desired_state import DesiredItem
+from sync.export.planning import EventLink
+from sync.imports.busy_time import BusyBlock
+from sync.staff_record import StaffChanges, StaffRecord, SubscriptionState
+from sync.work import StaffSyncRequest, SyncReason
+
+# ----- Exchange (Graph) ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MailboxUser:
+    """A staff member's Microsoft 365 user and the time zone their mailbox reports."""
+
+    id: str
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class WrittenEvent:
+    id: str
+    change_key: str | None
+
+
+@dataclass(frozen=True)
+class DeltaPage:
+    """One page of `calendarView/delta`: event JSON objects (camelCase, `@removed` kept), and
+    either the next page's link or the delta link to keep for the next round."""
+
+    items: list[dict[str, Any]]
+    next_link: str | None
+    delta_link: str | None
+
+
+class MailboxCalendar(Protocol):
+    """A staff member's Exchange mailbox: the user, and the events in their primary calendar.
+
+    Event bodies are Graph JSON (`EventDraft.to_graph()`). Creates carry a `transactionId` and
+    the Coconut-id extended property. `update_event` raises `EventGone` when the event no longer
+    exists; `delete_event` counts a gone event as deleted; `calendar_delta` raises
+    `DeltaExpired` when Graph forgot the link's state."""
+
+    async def find_user(self, mail: str) -> MailboxUser | None: ...
+
+    async def create_event(
+        self, user_id: str, body: dict[str, Any], *, transaction_id: str, coconut_key: str
+    ) -> WrittenEvent: ...
+
+    async def update_event(
+        self, user_id: str, event_id: str, body: dict[str, Any]
+    ) -> WrittenEvent: ...
+
+    async def delete_event(self, user_id: str, event_id: str) -> None: ...
+
+    async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]: ...
+
+    async def find_service_events(self, user_id: str) -> list[WrittenEvent]: ...
+
+    async def change_key_of(self, user_id: str, event_id: str) -> str | None: ...
+
+    async def calendar_delta(
+        self,
+        user_id: str,
+        *,
+        link: str | None = None,
+        window: tuple[datetime, datetime] | None = None,
+    ) -> DeltaPage: ...
+
+
+class ChangeSubscriptions(Protocol):
+    """Graph change-notification subscriptions on a mailbox's events."""
+
+    async def ensure(
+        self, staff_id: str, user_id: str, current: SubscriptionState
+    ) -> SubscriptionState | None:
+        """Create or renew when needed: the state to store, or None when nothing changed."""
+        ...
+
+    async def remove(self, user_id: str, subscription_id: str) -> None: ...
+
+
+# ----- Storage ------------------------------------------------------------------------------
+
+
+class ItemTable(Protocol):
+    """The desired state of each Coconut item, written by ETag compare-and-swap."""
+
+    async def read(self, key: str) -> tuple[DesiredItem | None, str | None]:
+        """The item and its ETag (None, None when absent)."""
+        ...
+
+    async def swap(self, item: DesiredItem, etag: str | None) -> bool:
+        """Create (`etag` None) or replace (unchanged since `etag`); False when another writer
+        got there first."""
+        ...
+
+
+@dataclass(frozen=True)
+class StaffItemRow:
+    """One item in one staff member's partition: its link, and whether it waits for a run."""
+
+    staff_id: str
+    link: EventLink
+    pending: bool
+    etag: str
+    # Set once a swap found the row changed by a newer delivery: from then on this run may
+    # write the link but never clear the pending mark, whatever ETag its own writes return.
+    keep_pending: bool = False
+
+    @property
+    def item_key(self) -> str:
+        return self.link.item_key
+
+
+class ItemLinks(Protocol):
+    """Per staff member, every item that concerns them and the Graph event it maps to.
+
+    A delivery marks a row pending; a run clears the mark by ETag compare-and-swap, so a change
+    that lands during the run keeps its row pending for the next one."""
+
+    async def mark_pending(self, staff_ids: Iterable[str], item_key: str) -> None: ...
+
+    async def rows(self, staff_id: str) -> list[StaffItemRow]: ...
+
+    async def save_link(
+        self, row: StaffItemRow, link: EventLink, *, done: bool
+    ) -> StaffItemRow: ...
+
+    async def forget(self, row: StaffItemRow) -> bool:
+        """Delete the row unless it changed since it was read; whether it was deleted."""
+        ...
+
+    async def pending_by_staff(self) -> Counter[str]:
+        """How many rows wait for a run, per staff member."""
+        ...
+
+
+class StaffStore(Protocol):
+    """One record per staff member. `merge` writes only the fields set in `changes`; with
+    `if_match` it is a compare-and-swap that raises `ConcurrentUpdate` on a lost race."""
+
+    async def get(self, staff_id: str) -> StaffRecord | None: ...
+
+    async def all(self) -> list[StaffRecord]: ...
+
+    async def create(self, staff_id: str, changes: StaffChanges) -> StaffRecord:
+        """A new record; `ConcurrentUpdate` if one exists already."""
+        ...
+
+    async def merge(
+        self, staff_id: str, changes: StaffChanges, *, if_match: str | None = None
+    ) -> str:
+        """The record's new ETag."""
+        ...
+
+
+class SyncRequester(Protocol):
+    """What the receivers need: ask for syncs of some staff members."""
+
+    async def request_sync(
+        self, staff_ids: Iterable[str], reason: SyncReason, *, full: bool = False
+    ) -> None: ...
+
+
+class WorkQueue(SyncRequester, Protocol):
+    async def send(self, request: StaffSyncRequest, *, delay_seconds: float = 0) -> None:
+        """Queue one request as it is (ops actions, and work put back by the worker)."""
+        ...
+
+    async def request_sync_spread(
+        self, staff_ids: Iterable[str], reason: SyncReason, *, spread_seconds: float
+    ) -> None:
+        """One request per staff member, their visibility spread over `spread_seconds`."""
+        ...
+
+
+# ----- Coconut ------------------------------------------------------------------------------
+
+
+class CoconutBusyTime(Protocol):
+    """The external events (busy blocks) Coconut holds for a staff member."""
+
+    async def busy_blocks(self, user_id: str) -> dict[str, dict[str, Any]]:
+        """External id -> the block's attributes, for every external event of the user."""
+        ...
+
+    async def put_busy_block(self, user_id: str, block: BusyBlock) -> bool: ...
+
+    async def delete_busy_block(self, user_id: str, external_id: str) -> None: ...
+
+
+class CoconutRoster(Protocol):
+    async def roster(self) -> list[CoconutUser]: ...

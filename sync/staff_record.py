@@ -1,0 +1,169 @@
+"""The staff record: what the service keeps per staff member, as typed groups of fields.
+
+Each group is written by one party for one reason, so a write never has to touch another
+party's fields:
+
+| group          | written by                     | holds                                       |
+| -------------- | ------------------------------ | ------------------------------------------- |
+| `roster`       | the cycle (roster), the worker | Coconut e-mail, whether calendar sync is on |
+| `mailbox`      | the worker                     | the Microsoft 365 user and time zone found  |
+| `lease`        | `sync.lease`                   | who works on the mailbox now, until when    |
+| `rerun`        | `sync.lease`                   | a request for one more pass, its wake-up    |
+| `cursor`       | the worker (import)            | import window start and delta link          |
+| `subscription` | the worker, lifecycle notices  | the change-notification subscription        |
+| `outcome`      | the worker                     | status, reason, counts: what an admin sees  |
+| `connection`   | ops disconnect/reconnect       | whether the service was taken out           |
+
+`StaffChanges` names the groups to write; within a group only the fields given to its
+constructor are written (pydantic's "fields set"), so `Outcome(status="Error", reason=...)`
+leaves `last_sync_at` as stored. Column names live in `sync.storage.staff_table` only.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# What the worker and ops record; "Pending" is set by a reconnect until the next run.
+RecordedStatus = Literal["", "Syncing", "Warning", "Error", "Disabled", "Disconnected", "Pending"]
+
+
+class _Group(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Roster(_Group):
+    email: str = Field(default="", repr=False)  # the staff member's Coconut (work) e-mail
+    calendar_sync: bool | None = None  # None: not on the roster (yet)
+
+
+class Mailbox(_Group):
+    email: str = Field(default="", repr=False)  # the e-mail the user was looked up by
+    user_id: str = ""  # empty: no Microsoft 365 user has that e-mail as `mail`
+    time_zone: str = ""
+    resolved_at: datetime | None = None
+
+
+class Lease(_Group):
+    owner: str = ""
+    until: datetime | None = None
+
+
+class Rerun(_Group):
+    requested: bool = False
+    wakeup_at: datetime | None = None
+
+
+class ImportCursor(_Group):
+    initialised_at: datetime | None = None
+    delta_link: str = ""
+    round_started_at: datetime | None = None
+    last_import_at: datetime | None = None
+
+
+class SubscriptionState(_Group):
+    id: str = ""
+    expires_at: datetime | None = None
+    user_id: str = ""  # the mailbox it watches
+    error: str = ""  # why the last create/renew failed (the timer remains the safety net)
+
+
+class Outcome(_Group):
+    status: RecordedStatus = ""
+    reason: str = ""
+    at: datetime | None = None
+    last_sync_at: datetime | None = None
+    event_count: int = 0
+    throttled_until: datetime | None = None
+
+
+class Connection(_Group):
+    disconnected: bool = False
+    disconnected_at: datetime | None = None
+    removed_events: int = 0
+    removed_busy_blocks: int = 0
+
+
+GROUPS: Final = (
+    "roster",
+    "mailbox",
+    "lease",
+    "rerun",
+    "cursor",
+    "subscription",
+    "outcome",
+    "connection",
+)
+G = TypeVar("G", bound=_Group)
+
+
+def _combined(earlier: G | None, later: G | None) -> G | None:
+    """`later`'s set fields over `earlier`'s."""
+    if earlier is None or later is None:
+        return later if earlier is None else earlier
+    fields = {**earlier.model_dump(exclude_unset=True), **later.model_dump(exclude_unset=True)}
+    return type(earlier).model_validate(fields)
+
+
+class StaffChanges(BaseModel):
+    """A partial write of a staff record: the groups given, and in them the fields set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    roster: Roster | None = None
+    mailbox: Mailbox | None = None
+    lease: Lease | None = None
+    rerun: Rerun | None = None
+    cursor: ImportCursor | None = None
+    subscription: SubscriptionState | None = None
+    outcome: Outcome | None = None
+    connection: Connection | None = None
+
+    def then(self, later: StaffChanges) -> StaffChanges:
+        """These changes followed by `later` (later fields win)."""
+        return StaffChanges(
+            **{name: _combined(getattr(self, name), getattr(later, name)) for name in GROUPS}
+        )
+
+    def written(self) -> dict[str, dict[str, Any]]:
+        """Group -> the fields to write (only those set)."""
+        return {
+            name: group.model_dump(exclude_unset=True)
+            for name in GROUPS
+            if (group := getattr(self, name)) is not None
+        }
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.written().values())
+
+
+class StaffRecord(BaseModel):
+    """A staff record as read, with the ETag its compare-and-swap writes go against."""
+
+    model_config = ConfigDict(frozen=True)
+
+    staff_id: str
+    etag: str = ""
+    roster: Roster = Field(default_factory=Roster)
+    mailbox: Mailbox = Field(default_factory=Mailbox)
+    lease: Lease = Field(default_factory=Lease)
+    rerun: Rerun = Field(default_factory=Rerun)
+    cursor: ImportCursor = Field(default_factory=ImportCursor)
+    subscription: SubscriptionState = Field(default_factory=SubscriptionState)
+    outcome: Outcome = Field(default_factory=Outcome)
+    connection: Connection = Field(default_factory=Connection)
+
+    def with_changes(self, changes: StaffChanges, etag: str) -> StaffRecord:
+        """The record as it stands once `changes` are written (with the write's ETag)."""
+        update: dict[str, Any] = {"etag": etag}
+        for name, fields in changes.written().items():
+            update[name] = getattr(self, name).model_copy(update=fields)
+        return self.model_copy(update=update)
+
+    @property
+    def syncable(self) -> bool:
+        """Not switched off in Coconut and not disconnected."""
+        return self.roster.calendar_sync is not False and not self.connection.disconnected

@@ -1,0 +1,345 @@
+"""The queue worker: bring one staff member in step, under their lease.
+
+One run takes the staff member's lease (`sync.lease`: one worker per mailbox), then makes a pass:
+find their Microsoft 365 mailbox (cached in the staff record with its time zone), write the
+calendar to Coconut's desired state (`sync.export.calendar_writer`), import the staff member's
+busy time (`sync.imports.delta_import`), keep the change-notification subscription alive, and
+record the outcome as the staff member's status. Requests that arrived meanwhile get one more
+pass each (folded together), from the record as the previous pass left it.
+
+Failures come in two kinds (`sync.errors`): `Retryable` puts the request back on the queue after
+the delay asked for (one retry is kept while Graph throttles the mailbox; plain requests that
+arrive before then are dropped, their work being in storage), `Permanent` becomes the staff
+member's Error status with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Final, Literal
+
+from sync.desired_items import DesiredItemStore
+from sync.desired_state import DesiredItem
+from sync.errors import Permanent, Retryable
+from sync.export.calendar_writer import CalendarWriter, ExportOutcome
+from sync.imports.delta_import import BusyTimeImporter, OwnEvent
+from sync.lease import HeldLease, LeaseHeld, StaffLease
+from sync.ops.disconnect import StaffDisconnect
+from sync.ports import (
+    ChangeSubscriptions,
+    ItemLinks,
+    MailboxCalendar,
+    MailboxUser,
+    StaffStore,
+    WorkQueue,
+)
+from sync.staff_record import (
+    Mailbox,
+    Outcome,
+    RecordedStatus,
+    Roster,
+    StaffChanges,
+    StaffRecord,
+    SubscriptionState,
+)
+from sync.telemetry import (
+    EXCHANGE_TO_COCONUT_MS,
+    WEBHOOK_TO_EXCHANGE_MS,
+    log_operation,
+    record_latency,
+    record_queue_age,
+    staff_context,
+)
+from sync.work import StaffSyncRequest
+
+log = logging.getLogger("sync.staff")
+
+# Passes one run makes for sync requests that arrived while it held the lease.
+MAX_PASSES: Final = 5
+# A full or disconnect request that finds the mailbox busy tries again after this long.
+SPECIAL_RETRY_SECONDS: Final = 3
+# How long a resolved mailbox (user id + time zone) is trusted before asking Graph again.
+MAILBOX_CACHE: Final = timedelta(hours=12)
+
+RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected", "disabled"]
+# Requests sent without a delay: their time in the queue is the queue's own backlog.
+UNDELAYED_TRIGGERS: Final = frozenset({"webhook", "notification", "ops"})
+# Severity of a run's record (the workbook counts severity >= Error per staff member).
+_LOG_LEVELS: Final = {"error": logging.ERROR, "warning": logging.WARNING}
+
+
+@dataclass(frozen=True)
+class RunReport:
+    """What one pass (or a whole run) came to, and the staff record changes it writes."""
+
+    outcome: RunOutcome
+    changes: StaffChanges = field(default_factory=StaffChanges)
+    export: ExportOutcome | None = None
+
+
+class StaffWorker:
+    def __init__(
+        self,
+        *,
+        staff: StaffStore,
+        lease: StaffLease,
+        items: DesiredItemStore,
+        links: ItemLinks,
+        calendar: MailboxCalendar,
+        queue: WorkQueue,
+        importer: BusyTimeImporter | None = None,
+        subscriptions: ChangeSubscriptions | None = None,
+        disconnect: StaffDisconnect | None = None,
+    ) -> None:
+        self._staff = staff
+        self._lease = lease
+        self._items = items
+        self._links = links
+        self._calendar = calendar
+        self._queue = queue
+        self._importer = importer
+        self._subscriptions = subscriptions
+        self._disconnect = disconnect
+        self._writer = CalendarWriter(links, calendar)
+
+    async def run(self, request: StaffSyncRequest) -> RunReport:
+        with staff_context(request.staff_id):
+            started = time.monotonic()
+            if request.attempt == 0 and request.reason in UNDELAYED_TRIGGERS:
+                record_queue_age(_ms_since(request.requested_at), trigger=request.reason)
+            report, detail, status = await self._run(request)
+            self._log(request, report, started, detail=detail, graph_status=status)
+            return report
+
+    async def _run(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
+        """The run's report, and for the log a detail and the Graph status that deferred it."""
+        try:
+            held = await self._lease.acquire(request.staff_id)
+        except LeaseHeld as busy:
+            await self._defer_while_leased(request, busy.until)
+            return RunReport("deferred"), "lease held", None
+        async with held:
+            if _coalesced_while_throttled(request, held.record):
+                return RunReport("deferred"), "retry already scheduled", None
+            try:
+                return await self._passes(request, held), "", None
+            except Retryable as transient:
+                until = datetime.now(UTC) + timedelta(seconds=transient.delay)
+                await held.give_up(StaffChanges(outcome=Outcome(throttled_until=until)))
+                await self._queue.send(request.retried(), delay_seconds=transient.delay)
+                return RunReport("deferred"), str(transient), transient.status
+
+    async def _passes(self, request: StaffSyncRequest, held: HeldLease) -> RunReport:
+        current = request
+        for _ in range(MAX_PASSES):
+            report = await self._pass(current, held.record)
+            if await held.finish_pass(report.changes):
+                return report
+            # Someone asked for a sync while this pass ran: one more (incremental) pass.
+            current = request.model_copy(update={"full": False, "action": "sync"})
+        await self._queue.send(request.retried())
+        return report
+
+    async def _defer_while_leased(self, request: StaffSyncRequest, until: datetime) -> None:
+        """The holder makes one more pass before letting go; a wake-up at the lease's end covers
+        a holder that died. Full and disconnect requests (rare, and not what a plain pass does)
+        keep their own message and try again shortly."""
+        if request.action != "sync" or request.full:
+            await self._queue.send(request.retried(), delay_seconds=SPECIAL_RETRY_SECONDS)
+            return
+        wake = max(until, datetime.now(UTC)) + timedelta(seconds=1)
+        delay = (wake - datetime.now(UTC)).total_seconds()
+        if await self._lease.request_rerun(request.staff_id, wake):
+            await self._queue.send(request.retried(), delay_seconds=delay)
+
+    async def _pass(self, request: StaffSyncRequest, record: StaffRecord) -> RunReport:
+        staff_id = request.staff_id
+        if request.action == "disconnect":
+            # Only while still wanted: a reconnect since the request cancels it.
+            if not record.connection.disconnected or self._disconnect is None:
+                return RunReport("disconnected")
+            return RunReport("disconnected", await self._disconnect.run(staff_id, record))
+        if record.connection.disconnected:
+            return RunReport("disconnected")
+        if record.roster.calendar_sync is False:
+            return _report(
+                "disabled", "Disabled", "calendar sync is off for this staff member in Coconut"
+            )
+        rows = await self._links.rows(staff_id)
+        work = [r for r in rows if request.full or r.pending or r.link.pending_create]
+        items = await self._items.load(r.item_key for r in work)
+        email = _staff_email(staff_id, items, record)
+        if email is None:
+            return _report(
+                "warning", "Warning", "no e-mail address known for this staff member yet"
+            )
+        learned = StaffChanges(roster=Roster(email=email))
+        try:
+            user = await self._mailbox(staff_id, email, record)
+        except Permanent as refused:
+            return _report("error", "Error", str(refused), learned)
+        if user is None:
+            return _report(
+                "warning",
+                "Warning",
+                "no Microsoft 365 user has this staff member's e-mail as mail",
+                learned.then(StaffChanges(mailbox=Mailbox(user_id=""))),
+            )
+        event_count = record.outcome.event_count
+        try:
+            export = await self._writer.write(staff_id, user, work, items, check_drift=request.full)
+            event_count = (
+                export.events
+                if request.full
+                else max(0, event_count + export.created - export.removed)
+            )
+            if self._importer is not None:
+                learned = learned.then(
+                    await self._import(staff_id, user, record, full=request.full)
+                )
+                event_count = learned.outcome.event_count if learned.outcome else event_count
+            if self._subscriptions is not None:
+                learned = learned.then(await self._subscribe(staff_id, user, record))
+        except Permanent as failure:
+            counted = learned.then(StaffChanges(outcome=Outcome(event_count=event_count)))
+            return _report("error", "Error", str(failure), counted)
+        now = datetime.now(UTC)
+        synced = Outcome(
+            status="Syncing", reason="", at=now, last_sync_at=now, event_count=event_count
+        )
+        return RunReport("synced", learned.then(StaffChanges(outcome=synced)), export)
+
+    async def _subscribe(
+        self, staff_id: str, user: MailboxUser, record: StaffRecord
+    ) -> StaffChanges:
+        """Keep the mailbox's change-notification subscription alive; the timer is the safety
+        net, so a refused subscription is noted but does not fail the sync."""
+        assert self._subscriptions is not None
+        try:
+            state = await self._subscriptions.ensure(staff_id, user.id, record.subscription)
+        except Permanent as failure:
+            return StaffChanges(subscription=SubscriptionState(error=str(failure)))
+        if state is None:
+            return StaffChanges()
+        return StaffChanges(subscription=state)
+
+    async def _import(
+        self, staff_id: str, user: MailboxUser, record: StaffRecord, *, full: bool
+    ) -> StaffChanges:
+        """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired."""
+        assert self._importer is not None
+        rows = await self._links.rows(staff_id)  # links as the export left them
+        own = {
+            row.link.event_id: OwnEvent(row.item_key, row.link.change_key)
+            for row in rows
+            if row.link.event_id
+        }
+        outcome = await self._importer.run(staff_id, user, record.cursor, own, full=full)
+        if outcome.drifted:
+            # Read after the rows, like the export: a change that lands meanwhile keeps its
+            # row pending instead of being overwritten by an older state.
+            fresh = await self._items.load(outcome.drifted)
+            await self._writer.repair_drift(staff_id, user, rows, fresh, outcome.drifted)
+        # Counted from the links themselves: exact whatever passes ran before.
+        return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=len(own)))
+
+    async def _mailbox(self, staff_id: str, email: str, record: StaffRecord) -> MailboxUser | None:
+        now = datetime.now(UTC)
+        cached = record.mailbox
+        if (
+            cached.user_id
+            and cached.email.casefold() == email.casefold()
+            and cached.resolved_at is not None
+            and now - cached.resolved_at < MAILBOX_CACHE
+        ):
+            return MailboxUser(cached.user_id, cached.time_zone or "UTC")
+        user = await self._calendar.find_user(email)
+        # Stored at once (not with the pass's outcome): a throttled pass keeps what it found.
+        found = Mailbox(
+            email=email,
+            user_id=user.id if user else "",
+            time_zone=user.time_zone if user else "",
+            resolved_at=now,
+        )
+        await self._staff.merge(staff_id, StaffChanges(mailbox=found))
+        return user
+
+    def _log(
+        self,
+        request: StaffSyncRequest,
+        report: RunReport,
+        started: float,
+        *,
+        detail: str,
+        graph_status: int | None,
+    ) -> None:
+        if report.outcome == "synced" and request.reason == "webhook":
+            record_latency(
+                WEBHOOK_TO_EXCHANGE_MS, _ms_since(request.requested_at), trigger="webhook"
+            )
+        if report.outcome == "synced" and request.reason == "notification":
+            record_latency(
+                EXCHANGE_TO_COCONUT_MS, _ms_since(request.requested_at), trigger="notification"
+            )
+        export = report.export
+        log_operation(
+            log,
+            f"staff {request.action} {report.outcome}",
+            operation="staff_sync" if request.action == "sync" else f"staff_{request.action}",
+            outcome=report.outcome,
+            level=_LOG_LEVELS.get(report.outcome, logging.INFO),
+            staff_id=request.staff_id,
+            trigger=request.reason,
+            full=request.full,
+            attempt=request.attempt,
+            graph_status=graph_status,
+            latency_ms=round((time.monotonic() - started) * 1000, 1),
+            detail=detail or None,
+            events_created=export.created if export else None,
+            events_updated=export.updated if export else None,
+            events_removed=export.removed if export else None,
+        )
+
+
+def _report(
+    outcome: RunOutcome,
+    status: RecordedStatus,
+    reason: str,
+    changes: StaffChanges | None = None,
+) -> RunReport:
+    recorded = StaffChanges(outcome=Outcome(status=status, reason=reason, at=datetime.now(UTC)))
+    return RunReport(outcome, (changes or StaffChanges()).then(recorded))
+
+
+def _ms_since(moment: datetime) -> float:
+    return (datetime.now(UTC) - moment).total_seconds() * 1000
+
+
+def _coalesced_while_throttled(request: StaffSyncRequest, record: StaffRecord) -> bool:
+    """While Graph throttles the mailbox a retry is already on the queue for the end of the wait;
+    plain sync requests arriving before then add nothing to it (the work they stand for is in
+    storage: pending rows and the delta link) and are dropped."""
+    if request.action != "sync" or request.full:
+        return False
+    until = record.outcome.throttled_until
+    return until is not None and until > datetime.now(UTC)
+
+
+def _staff_email(
+    staff_id: str, items: dict[str, DesiredItem | None], record: StaffRecord
+) -> str | None:
+    """The staff member's Coconut e-mail: from the newest item that names it, else the record."""
+    newest = None
+    for item in items.values():
+        if (
+            item is not None
+            and staff_id in item.staff_emails
+            and (newest is None or item.revision >= newest.revision)
+        ):
+            newest = item
+    if newest is not None:
+        return newest.staff_emails[staff_id]
+    return record.roster.email or None
