@@ -1,4 +1,5 @@
-"""Planning the Graph writes for one staff calendar, and applying them to a strict fake."""
+"""Planning the Graph writes for one staff calendar (pure); `test_calendar_writer.py` applies
+them to a mailbox."""
 
 from __future__ import annotations
 
@@ -7,7 +8,6 @@ import uuid
 import pytest
 
 from sync.export.planning import (
-    CalendarChange,
     CreateEvent,
     EventLink,
     ForgetLink,
@@ -20,7 +20,6 @@ from sync.export.planning import (
     transaction_id,
 )
 from sync.export.rendering import EventDraft, GraphDateTime
-from tests.sync.export.fake_calendar import FakeCalendar, LostAnswer, apply_change
 
 STAFF = "U-1"
 KEY = "appointment:A-1"
@@ -48,18 +47,6 @@ def linked(key: str = KEY, content: EventDraft | None = None, **fields: object) 
             **fields,
         }
     )
-
-
-def reconcile(
-    calendar: FakeCalendar,
-    links: dict[str, EventLink],
-    desired: dict[str, EventDraft],
-    finished: frozenset[str] = frozenset(),
-) -> list[CalendarChange]:
-    changes = plan_calendar_changes(STAFF, desired, links, finished)
-    for change in changes:
-        apply_change(change, calendar, links)
-    return changes
 
 
 def test_transaction_ids_are_deterministic_and_distinct() -> None:
@@ -180,59 +167,6 @@ def test_changes_come_in_a_fixed_order() -> None:
     assert forward == backward
 
 
-def test_reconciling_twice_writes_once() -> None:
-    calendar, links = FakeCalendar(), dict[str, EventLink]()
-    desired = {KEY: draft(), "appointment:A-2": draft("Mortgage")}
-
-    reconcile(calendar, links, desired)
-    writes = calendar.writes
-
-    assert reconcile(calendar, links, desired) == []
-    assert calendar.writes == writes
-    assert {key: [d.subject for d in ds] for key, ds in calendar.drafts().items()} == {
-        KEY: ["Opening an account"],
-        "appointment:A-2": ["Mortgage"],
-    }
-
-
-def test_removed_then_wanted_again_makes_a_new_event() -> None:
-    calendar, links = FakeCalendar(), dict[str, EventLink]()
-    reconcile(calendar, links, {KEY: draft()})
-    reconcile(calendar, links, {})
-    assert calendar.drafts() == {}
-
-    reconcile(calendar, links, {KEY: draft()})
-
-    assert calendar.drafts() == {KEY: [draft()]}
-    assert links[KEY].generation == 1
-
-
-def test_a_lost_create_answer_is_recovered_without_a_second_event() -> None:
-    calendar, links = FakeCalendar(), dict[str, EventLink]()
-    (create,) = plan_calendar_changes(STAFF, {KEY: draft()}, links)
-    with pytest.raises(LostAnswer):
-        apply_change(create, calendar, links, lose_answer=True)
-    assert links[KEY].pending_create
-
-    reconcile(calendar, links, {KEY: draft("Updated meanwhile")})
-
-    assert calendar.drafts() == {KEY: [draft("Updated meanwhile")]}
-    assert not links[KEY].pending_create
-    assert reconcile(calendar, links, {KEY: draft("Updated meanwhile")}) == []
-
-
-def test_a_lost_create_answer_for_an_unwanted_item_leaves_no_event() -> None:
-    calendar, links = FakeCalendar(), dict[str, EventLink]()
-    (create,) = plan_calendar_changes(STAFF, {KEY: draft()}, links)
-    with pytest.raises(LostAnswer):
-        apply_change(create, calendar, links, lose_answer=True)
-
-    reconcile(calendar, links, {})
-    reconcile(calendar, links, {KEY: draft()})
-
-    assert calendar.drafts() == {KEY: [draft()]}
-
-
 # --- Drift: events changed in Outlook. ---
 
 
@@ -267,22 +201,3 @@ def test_drift_only_for_wanted_confirmed_events(
 ) -> None:
     assert plan_drift_repairs(STAFF, desired, {KEY: link}, {KEY: None}) == []
     assert plan_drift_repairs(STAFF, desired, {KEY: link}, {KEY: "other"}) == []
-
-
-def test_drift_repairs_restore_the_calendar() -> None:
-    calendar, links = FakeCalendar(), dict[str, EventLink]()
-    desired = {KEY: draft(), "appointment:A-2": draft("Mortgage")}
-    reconcile(calendar, links, desired)
-    edited = links[KEY].event_id
-    deleted = links["appointment:A-2"].event_id
-    assert edited is not None
-    assert deleted is not None
-    calendar.edit_in_outlook(edited, "Lunch")
-    calendar.delete(deleted)
-
-    observed = {key: calendar.change_key_of(link.event_id or "") for key, link in links.items()}
-    for change in plan_drift_repairs(STAFF, desired, links, observed):
-        apply_change(change, calendar, links)
-
-    assert calendar.drafts() == {KEY: [draft()], "appointment:A-2": [draft("Mortgage")]}
-    assert reconcile(calendar, links, desired) == []

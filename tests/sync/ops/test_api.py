@@ -11,7 +11,7 @@ from pydantic import BaseModel
 
 from sync.ops.api import OpsApi, ReplayBody, ResyncBody, parse_body, parse_status
 from sync.ops.errors import BadInput, StaffLeased, UnknownStaff
-from sync.storage.account import StorageUnavailable
+from sync.errors import StorageUnavailable
 
 
 class Answer(BaseModel):

@@ -1,0 +1,304 @@
+"""The calendar writer applies the plan to a mailbox (`MemoryCalendar`, strict where Graph is)
+and keeps the link rows (`MemoryItemLinks`) so that every later run knows what it wrote."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from sync.desired_state import DesiredItem, decide
+from sync.export.calendar_writer import CalendarWriter, ExportOutcome
+from sync.export.planning import EventLink
+from sync.export.rendering import render_event
+from sync.graph.errors import GraphRetryable
+from sync.memory.calendar import MemoryCalendar
+from sync.memory.storage import MemoryItemLinks
+from sync.ports import StaffItemRow
+from tests.sync.payloads import appointment_at, appointment_deleted_at
+
+STAFF = "U-42"
+ZONE = "Pacific Standard Time"
+A1, A2 = "appointment:A-1", "appointment:A-2"
+
+
+def booked(
+    revision: int,
+    coconut_id: str = "A-1",
+    *,
+    staff: tuple[str, ...] = (STAFF,),
+    notes: str = "Bring ID",
+    status: str = "booked",
+) -> DesiredItem:
+    change = appointment_at(revision, staff, coconut_id=coconut_id, notes=notes, status=status)
+    record = decide(None, change).record
+    assert record is not None
+    return record
+
+
+def deleted(revision: int, coconut_id: str = "A-1") -> DesiredItem:
+    record = decide(None, appointment_deleted_at(revision, coconut_id)).record
+    assert record is not None
+    return record
+
+
+def rendered(item: DesiredItem) -> dict[str, Any]:
+    return render_event(item, ZONE).to_graph()
+
+
+class Mailbox:
+    """One staff member's calendar, their link rows, and the items Coconut recorded."""
+
+    def __init__(self) -> None:
+        self.calendar = MemoryCalendar()
+        self.user = self.calendar.add_user("u-42@bank.example", ZONE)
+        self.links = MemoryItemLinks()
+        self.writer = CalendarWriter(self.links, self.calendar)
+        self.items: dict[str, DesiredItem] = {}
+
+    async def deliver(self, *items: DesiredItem) -> None:
+        for item in items:
+            self.items[item.key] = item
+            await self.links.mark_pending([STAFF], item.key)
+
+    async def work(self, *, full: bool = False) -> list[StaffItemRow]:
+        rows = await self.links.rows(STAFF)
+        return [r for r in rows if full or r.pending or r.link.pending_create]
+
+    async def write(
+        self, rows: list[StaffItemRow] | None = None, *, full: bool = False
+    ) -> ExportOutcome:
+        work = await self.work(full=full) if rows is None else rows
+        items = {row.item_key: self.items.get(row.item_key) for row in work}
+        return await self.writer.write(STAFF, self.user, work, items, check_drift=full)
+
+    def events(self) -> dict[str | None, list[dict[str, Any]]]:
+        """Coconut id tag -> the bodies of the live events carrying it."""
+        found: dict[str | None, list[dict[str, Any]]] = {}
+        for event in self.calendar.live_events(self.user.id):
+            found.setdefault(event.coconut_key, []).append(event.body)
+        return found
+
+    async def link(self, key: str) -> EventLink:
+        [row] = [r for r in await self.links.rows(STAFF) if r.item_key == key]
+        return row.link
+
+    async def pending(self) -> list[str]:
+        return sorted(r.item_key for r in await self.links.rows(STAFF) if r.pending)
+
+
+async def test_a_second_run_over_the_same_state_writes_nothing() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2", notes="Mortgage"))
+
+    first = await mailbox.write()
+
+    assert (first.created, first.updated, first.removed, first.events) == (2, 0, 0, 2)
+    assert mailbox.events() == {
+        A1: [rendered(booked(1))],
+        A2: [rendered(booked(1, "A-2", notes="Mortgage"))],
+    }
+    assert await mailbox.pending() == []
+    await mailbox.deliver(booked(1))  # a duplicate delivery marks the row again
+    requests = mailbox.calendar.requests
+    again = await mailbox.write()
+    assert (again.created, again.updated, again.removed) == (0, 0, 0)
+    assert mailbox.calendar.requests == requests, "no Graph request at all"
+    assert await mailbox.pending() == [], "the mark is cleared all the same"
+
+
+async def test_a_change_updates_the_same_event() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    await mailbox.write()
+    event_id = (await mailbox.link(A1)).event_id
+
+    await mailbox.deliver(booked(2, notes="Prefers French"))
+    outcome = await mailbox.write()
+
+    assert (outcome.created, outcome.updated) == (0, 1)
+    assert mailbox.events() == {A1: [rendered(booked(2, notes="Prefers French"))]}
+    link = await mailbox.link(A1)
+    assert event_id is not None
+    assert link.event_id == event_id
+    stored = mailbox.calendar.mailboxes[mailbox.user.id].events[event_id]
+    assert link.change_key == stored.change_key
+
+
+async def test_removed_then_wanted_again_makes_a_new_event_with_a_fresh_transaction_id() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    await mailbox.write()
+    first = (await mailbox.link(A1)).event_id
+
+    await mailbox.deliver(booked(2, staff=("U-7",)))  # reassigned to someone else
+    assert (await mailbox.write()).removed == 1
+    assert mailbox.events() == {}
+    assert await mailbox.link(A1) == EventLink(item_key=A1, generation=1), "kept, retired"
+
+    await mailbox.deliver(booked(3))  # and back
+    assert (await mailbox.write()).created == 1
+
+    assert mailbox.events() == {A1: [rendered(booked(3))]}
+    link = await mailbox.link(A1)
+    assert (link.generation, link.pending_create) == (1, False)
+    assert link.event_id not in (None, first)
+
+
+async def test_the_event_of_an_item_deleted_in_coconut_goes_with_its_row() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2"))
+    await mailbox.write()
+
+    await mailbox.deliver(deleted(2))
+    outcome = await mailbox.write()
+
+    assert (outcome.removed, outcome.events) == (1, 0)
+    assert list(mailbox.events()) == [A2]
+    assert [r.item_key for r in await mailbox.links.rows(STAFF)] == [A2]
+
+
+async def test_a_lost_create_answer_is_recovered_without_a_second_event() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    mailbox.calendar.lose_next_answers(1)
+    with pytest.raises(GraphRetryable):
+        await mailbox.write()
+    assert (await mailbox.link(A1)).pending_create, "recorded before the POST"
+    assert len(mailbox.events()[A1]) == 1, "the POST itself went through"
+
+    await mailbox.deliver(booked(2, notes="Updated meanwhile"))
+    await mailbox.write()
+
+    assert mailbox.events() == {A1: [rendered(booked(2, notes="Updated meanwhile"))]}
+    link = await mailbox.link(A1)
+    assert not link.pending_create
+    assert (link.generation, link.event_id) == (0, "ev-1"), "the event first made is adopted"
+    requests = mailbox.calendar.requests
+    await mailbox.write(full=False)
+    assert mailbox.calendar.requests == requests
+
+
+async def test_a_retried_run_after_a_lost_answer_reuses_the_transaction_id() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    mailbox.calendar.lose_next_answers(1)
+    with pytest.raises(GraphRetryable):
+        await mailbox.write()
+
+    await mailbox.write()  # the same state, retried
+
+    assert len(mailbox.events()[A1]) == 1
+    transactions = mailbox.calendar.mailboxes[mailbox.user.id].transactions
+    assert list(transactions.values()) == ["ev-1"]
+
+
+async def test_a_lost_create_answer_for_an_item_no_longer_wanted_leaves_no_event() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    mailbox.calendar.lose_next_answers(1)
+    with pytest.raises(GraphRetryable):
+        await mailbox.write()
+
+    await mailbox.deliver(booked(2, status="cancelled"))
+    assert (await mailbox.write()).removed == 1
+    assert mailbox.events() == {}
+    assert await mailbox.link(A1) == EventLink(item_key=A1, generation=1)
+
+    await mailbox.deliver(booked(3))  # rebooked: a new transaction id, so a new event
+    await mailbox.write()
+    assert mailbox.events() == {A1: [rendered(booked(3))]}
+
+
+async def test_a_recovered_create_never_leaves_two_events_for_one_item() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    for attempt in ("tx-a", "tx-b"):  # two events tagged with the item (two lost answers)
+        await mailbox.calendar.create_event(
+            mailbox.user.id, rendered(booked(1)), transaction_id=attempt, coconut_key=A1
+        )
+    [row] = await mailbox.links.rows(STAFF)
+    await mailbox.links.save_link(row, EventLink(item_key=A1, pending_create=True), done=False)
+
+    await mailbox.write()
+
+    assert mailbox.events() == {A1: [rendered(booked(1))]}
+    assert (await mailbox.link(A1)).event_id == "ev-1"
+
+
+async def test_an_update_of_an_event_deleted_in_outlook_creates_it_anew() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1))
+    await mailbox.write()
+    gone = (await mailbox.link(A1)).event_id
+    assert gone is not None
+    mailbox.calendar.person_delete(mailbox.user.id, gone)
+
+    await mailbox.deliver(booked(2, notes="Moved to the afternoon"))
+    outcome = await mailbox.write()
+
+    assert (outcome.created, outcome.updated) == (1, 0)
+    assert mailbox.events() == {A1: [rendered(booked(2, notes="Moved to the afternoon"))]}
+    link = await mailbox.link(A1)
+    assert link.generation == 1, "the spent transaction id is not reused"
+    assert link.event_id != gone
+
+
+async def test_a_full_run_repairs_what_outlook_changed() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2", notes="Mortgage"))
+    await mailbox.write()
+    edited, removed = (await mailbox.link(A1)).event_id, (await mailbox.link(A2)).event_id
+    assert edited is not None
+    assert removed is not None
+    mailbox.calendar.person_edit(mailbox.user.id, edited, {"subject": "Lunch"})
+    mailbox.calendar.person_delete(mailbox.user.id, removed)
+
+    assert (await mailbox.write()).updated == 0, "an incremental run does not look"
+    outcome = await mailbox.write(full=True)
+
+    assert (outcome.created, outcome.updated) == (1, 1)
+    assert mailbox.events() == {
+        A1: [rendered(booked(1))],
+        A2: [rendered(booked(1, "A-2", notes="Mortgage"))],
+    }
+    assert (await mailbox.link(A2)).generation == 1
+    again = await mailbox.write(full=True)
+    assert (again.created, again.updated, again.removed) == (0, 0, 0)
+
+
+async def test_drift_seen_by_the_import_is_repaired() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2", notes="Mortgage"))
+    await mailbox.write()
+    edited, removed = (await mailbox.link(A1)).event_id, (await mailbox.link(A2)).event_id
+    assert edited is not None
+    assert removed is not None
+    mailbox.calendar.person_edit(mailbox.user.id, edited, {"subject": "Lunch"})
+    mailbox.calendar.person_delete(mailbox.user.id, removed)
+    rows = await mailbox.links.rows(STAFF)
+    seen = mailbox.calendar.mailboxes[mailbox.user.id].events[edited].change_key
+
+    outcome = await mailbox.writer.repair_drift(
+        STAFF, mailbox.user, rows, dict(mailbox.items), {A1: seen, A2: None}
+    )
+
+    assert (outcome.created, outcome.updated) == (1, 1)
+    assert mailbox.events() == {
+        A1: [rendered(booked(1))],
+        A2: [rendered(booked(1, "A-2", notes="Mortgage"))],
+    }
+
+
+async def test_a_delivery_during_the_run_keeps_its_row_pending() -> None:
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2"))
+    rows = await mailbox.work()
+    await mailbox.deliver(booked(2, notes="Changed while the run was on"))  # after the read
+
+    await mailbox.write(rows)
+
+    assert await mailbox.pending() == [A1], "the newer delivery waits for the next run"
+    await mailbox.write()
+    assert await mailbox.pending() == []
+    assert mailbox.events()[A1] == [rendered(booked(2, notes="Changed while the run was on"))]
