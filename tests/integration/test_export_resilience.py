@@ -28,7 +28,6 @@ from local.graph_emulator.server import GraphEmulator
 from local.graph_emulator.throttling import ThrottleLimits
 from local.stack import LocalStack
 from sync.names import STAFF_ITEMS_TABLE, STAFF_SYNC_QUEUE, STAFF_TABLE
-from sync.staff_sync import LEASE_DURATION
 from sync.storage.keys import table_key
 from sync.work import StaffSyncRequest
 from tests.integration.conftest import coconut_key, deliver, events_by_key, eventually, sender
@@ -46,10 +45,11 @@ WRITES = ("POST", "PATCH", "DELETE")
 TIMER_OFF = "0 0 0 1 1 *"
 
 
-def new_stack(log: Path, queue_lease: float = 600.0) -> LocalStack:
+def new_stack(log: Path, queue_lease: float = 600.0, staff_lease: int = 60) -> LocalStack:
     return LocalStack(
         host_log=log,
         queue_lease=queue_lease,
+        staff_lease=staff_lease,
         timer_schedule=TIMER_OFF,
     )
 
@@ -349,10 +349,14 @@ async def test_lost_create_answers_leave_exactly_one_event_per_appointment(
 # --- a crash -------------------------------------------------------------------------------------
 
 
+SHORT_STAFF_LEASE = 6
+
+
 @pytest.fixture
 def short_lease_stack(tmp_path: Path) -> Iterator[LocalStack]:
-    """Messages a killed host held come back after 5 s instead of Azure's 10 minutes."""
-    with new_stack(tmp_path / "host.log", queue_lease=5) as running:
+    """Messages a killed host held come back after 5 s instead of Azure's 10 minutes, and its
+    staff leases run out after 6 s instead of a minute."""
+    with new_stack(tmp_path / "host.log", queue_lease=5, staff_lease=SHORT_STAFF_LEASE) as running:
         yield running
 
 
@@ -382,7 +386,7 @@ async def test_worker_killed_mid_reconcile_converges_without_duplicates(
     stack.start_host()
     # The dead host's messages come back after the 5 s queue lease, but the staff leases it held
     # run out first: until then the new host defers their work (to the lease's end).
-    await converged(stack, staff, bookings, within=LEASE_DURATION.total_seconds() + 20)
+    await converged(stack, staff, bookings, within=SHORT_STAFF_LEASE + 20)
 
 
 # --- no-op revisions -----------------------------------------------------------------------------

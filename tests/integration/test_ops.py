@@ -20,13 +20,15 @@ from rich.console import Console
 
 from local.coconut_emulator.webhooks import payloads
 from local.stack import LocalStack
-from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.imports.busy_time import is_service_external_id
+from sync.lease import HeldLease, LeaseHeld, StaffLease
 from sync.names import STAFF_SYNC_POISON_QUEUE
 from sync.ops import cli
 from sync.ops.client import OpsClient, OpsRefused
+from sync.staff_record import Roster, StaffChanges
 from sync.storage.account import StorageAccount
-from sync.storage.staff_records import LeaseHeld, StaffRecords
+from sync.storage.staff_table import TableStaffStore
 from sync.work import StaffSyncRequest
 from tests.integration.conftest import deliver, eventually, synced_events
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
@@ -331,19 +333,20 @@ async def test_commands_that_change_a_leased_staff_member_answer_409_and_change_
 ) -> None:
     kim = Person(stack)
     await synced(ops, kim)
-    records = StaffRecords(storage)
+    records = TableStaffStore(storage)
+    lease = StaffLease(records, timedelta(seconds=60), owner="another-worker")
 
-    async def take_lease() -> bool:
+    async def take_lease() -> HeldLease | None:
         try:
-            await records.acquire_lease(kim.staff_id, "another-worker", timedelta(seconds=60))
+            return await lease.acquire(kim.staff_id)
         except LeaseHeld:
-            return False  # a real worker has it this instant
-        return True
+            return None  # a real worker has it this instant
 
     for _ in range(50):
-        if await take_lease():
+        if (held := await take_lease()) is not None:
             break
         await asyncio.sleep(0.1)
+    assert held is not None
     try:
         assert row(ops, kim.staff_id)["leased_until"] is not None
         for command in ("disconnect", "reinitialise"):
@@ -353,10 +356,14 @@ async def test_commands_that_change_a_leased_staff_member_answer_409_and_change_
             assert "being synced" in leased.value.message
         record = await records.get(kim.staff_id)
         assert record is not None
-        assert not record.get("Disconnected")
-        assert record.get("LeaseOwner") == "another-worker"
+        assert not record.connection.disconnected
+        assert record.lease.owner == held.owner
+        assert held.owner.startswith("another-worker")
     finally:
-        await records.release_lease(kim.staff_id, "another-worker", {})
+        await held.give_up(StaffChanges())
+    released = await records.get(kim.staff_id)
+    assert released is not None
+    assert released.lease.owner == ""
     assert len(kim.service_events()) == 1
 
 
@@ -380,7 +387,9 @@ async def test_poison_messages_are_listed_and_replayed(
 ) -> None:
     kim = Person(stack)
     kim.add_own("Training", SOON)
-    await StaffRecords(storage).merge(kim.staff_id, {"Email": kim.email, "CalendarSync": True})
+    await TableStaffStore(storage).merge(
+        kim.staff_id, StaffChanges(roster=Roster(email=kim.email, calendar_sync=True))
+    )
     poison = storage.queue(STAFF_SYNC_POISON_QUEUE)
     request = StaffSyncRequest(staff_id=kim.staff_id, reason="timer")
     await poison.send_message(request.model_dump_json().encode())
@@ -474,7 +483,9 @@ async def test_cli_poison_list_and_replay(
 ) -> None:
     kim = Person(stack)
     kim.add_own("Workshop", SOON)
-    await StaffRecords(storage).merge(kim.staff_id, {"Email": kim.email, "CalendarSync": True})
+    await TableStaffStore(storage).merge(
+        kim.staff_id, StaffChanges(roster=Roster(email=kim.email, calendar_sync=True))
+    )
     request = StaffSyncRequest(staff_id=kim.staff_id, reason="webhook")
     await storage.queue(STAFF_SYNC_POISON_QUEUE).send_message(request.model_dump_json().encode())
     code, out = await run_cli_async(stack, "poison")
