@@ -9,10 +9,12 @@ from typing import Any
 import pytest
 
 from sync.coconut.webhook_models import (
+    Appointment,
     AppointmentChange,
     AppointmentDeleted,
     IgnoredEvent,
     InvalidPayload,
+    UnavailabilityChange,
     UnavailabilityDeleted,
     parse_delivery,
 )
@@ -77,18 +79,29 @@ def test_unknown_fields_anywhere_are_ignored() -> None:
     body["data"]["attributes"]["attendees"][0]["loyalty"] = 7
     body["data"]["attributes"]["service"]["duration"] = 30
 
-    assert appointment_change(body).appointment.service.name == "Opening an account"
+    delivery = appointment_change(body)
+
+    assert delivery == appointment_change(appointment_envelope()), "read as if they were absent"
+    assert delivery.appointment.model_extra is None
+    assert not hasattr(delivery.appointment, "colour")
 
 
-@pytest.mark.parametrize(
-    ("event_type", "kind"),
-    [
-        ("appointment.created", AppointmentChange),
-        ("appointment.updated", AppointmentChange),
-    ],
-)
-def test_appointment_event_types(event_type: str, kind: type[AppointmentChange]) -> None:
-    assert isinstance(parse_delivery(encode(appointment_envelope(event_type))), kind)
+@pytest.mark.parametrize("event_type", ["appointment.created", "appointment.updated"])
+def test_appointment_event_types(event_type: str) -> None:
+    delivery = parse_delivery(encode(appointment_envelope(event_type)))
+
+    assert isinstance(delivery, AppointmentChange)
+    assert (delivery.event_type, delivery.kind) == (event_type, "appointment_change")
+    assert (delivery.appointment.id, delivery.appointment.revision) == ("A-1001", 3)
+
+
+@pytest.mark.parametrize("event_type", ["unavailability.created", "unavailability.updated"])
+def test_unavailability_event_types(event_type: str) -> None:
+    delivery = parse_delivery(encode(unavailability_envelope(event_type)))
+
+    assert isinstance(delivery, UnavailabilityChange)
+    assert (delivery.event_type, delivery.kind) == (event_type, "unavailability_change")
+    assert (delivery.unavailability.id, delivery.unavailability.revision) == ("N-77", 1)
 
 
 def test_a_cancellation_carries_the_cancelled_resource() -> None:
@@ -115,9 +128,13 @@ def test_a_cancelled_appointment_may_have_no_staff_left() -> None:
 def test_unavailability_changes() -> None:
     delivery = unavailability_change(unavailability_envelope("unavailability.updated"))
 
-    assert delivery.unavailability.id == "N-77"
-    assert delivery.unavailability.all_day is True
-    assert delivery.unavailability.staff.id == "U-42"
+    absence = delivery.unavailability
+    assert absence.id == "N-77"
+    assert absence.title == "Vacation"
+    assert absence.all_day is True
+    assert absence.start == datetime(2026, 12, 20, 5, 0, tzinfo=UTC)
+    assert absence.end == datetime(2027, 1, 4, 5, 0, tzinfo=UTC)
+    assert (absence.staff.id, absence.staff.email) == ("U-42", "jane.doe@bank.example")
 
 
 def test_deletions_may_carry_only_id_and_revision() -> None:
@@ -152,8 +169,12 @@ def test_a_deletion_needs_its_revision() -> None:
 def test_a_full_resource_on_a_deletion_is_accepted() -> None:
     delivery = parse_delivery(encode(appointment_envelope("appointment.deleted")))
 
-    assert isinstance(delivery, AppointmentDeleted)
-    assert delivery.revision == 3
+    assert delivery == AppointmentDeleted(
+        delivery_id="whevt_01HZX3J4K5",
+        event_type="appointment.deleted",
+        appointment_id="A-1001",
+        revision=3,
+    )
 
 
 def test_an_unknown_event_type_is_ignored_not_rejected() -> None:
@@ -197,6 +218,14 @@ def test_errors_name_every_offending_field_path() -> None:
 # --- Limits: each at the edge (accepted) and one beyond it (rejected, naming the path). ---
 
 
+def _parsed(appointment: Appointment, path: str) -> Any:
+    """The value the model holds at an attribute path such as `attendees.0.notes`."""
+    value: Any = appointment
+    for part in path.split("."):
+        value = value[int(part)] if part.isdigit() else getattr(value, part)
+    return value
+
+
 def _set(path: str, value: Any) -> Callable[[Body], None]:
     def change(body: Body) -> None:
         target = body["data"]["attributes"]
@@ -233,7 +262,14 @@ def test_contract_limits(path: str, within: Any, beyond: Any) -> None:
     rejected = appointment_envelope()
     _set(path, beyond)(rejected)
 
-    appointment_change(accepted)
+    held = _parsed(appointment_change(accepted).appointment, path)
+    if isinstance(within, list):
+        assert len(held) == len(within)
+        assert held[-1] == held[-1].model_validate(within[-1]), "the last one is read as sent"
+    elif path == "end":
+        assert held == datetime.fromisoformat(within)
+    else:
+        assert held == within
     assert rejection(rejected).startswith(f"data.attributes.{path}:")
 
 
@@ -309,8 +345,10 @@ def test_fields_that_may_be_null_or_absent(path: str) -> None:
         target = target[int(part)] if part.isdigit() else target[part]
     del target[last]
 
-    appointment_change(nulled)
-    appointment_change(absent)
+    for body in (nulled, absent):
+        appointment = appointment_change(body).appointment
+        assert _parsed(appointment, path) is None
+        assert (appointment.id, appointment.service.name) == ("A-1001", "Opening an account")
 
 
 # --- Privacy: no error message carries a value from the payload. ---
