@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass
 
 from sync.coconut.api import CoconutRefused, CoconutUnavailable
+from sync.concurrency import all_settled
 from sync.ports import CoconutRoster, StaffStore, WorkQueue
 from sync.staff_record import Roster, StaffChanges, StaffRecord
 
@@ -123,4 +124,4 @@ class PeriodicCycle:
             async with slots:
                 await self._staff.merge(staff_id, StaffChanges(roster=roster))
 
-        await asyncio.gather(*(write(k, v) for k, v in updates.items()))
+        await all_settled(write(k, v) for k, v in updates.items())

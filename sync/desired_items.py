@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sync.coconut.webhook_models import Delivery
+from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, Outcome, decide, delivery_key
 from sync.errors import StorageUnavailable
 from sync.ports import ItemLinks, ItemTable
@@ -48,7 +49,7 @@ class DesiredItemStore:
             async with slots:
                 return key, await self.get(key)
 
-        return dict(await asyncio.gather(*(load(key) for key in keys)))
+        return dict(await all_settled(load(key) for key in keys))
 
     async def record(self, delivery: Delivery) -> RecordResult:
         """Record a delivery's effect on its item; who to reconcile because of it."""

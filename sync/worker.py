@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from sync.desired_items import DesiredItemStore
-from sync.desired_state import DesiredItem
+from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import Permanent, Retryable
 from sync.export.calendar_writer import CalendarWriter, ExportOutcome
-from sync.imports.delta_import import BusyTimeImporter, OwnEvent
+from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent
 from sync.lease import HeldLease, LeaseHeld, StaffLease
 from sync.ops.disconnect import StaffDisconnect
 from sync.ports import (
@@ -238,13 +238,29 @@ class StaffWorker:
             if row.link.event_id
         }
         outcome = await self._importer.run(staff_id, user, record.cursor, own, full=full)
-        if outcome.drifted:
+        drifted = {**outcome.drifted, **await self._unseen(staff_id, outcome)}
+        if drifted:
             # Read after the rows, like the export: a change that lands meanwhile keeps its
             # row pending instead of being overwritten by an older state.
-            fresh = await self._items.load(outcome.drifted)
-            await self._writer.repair_drift(staff_id, user, rows, fresh, outcome.drifted)
+            fresh = await self._items.load(drifted)
+            await self._writer.repair_drift(staff_id, user, rows, fresh, drifted)
         # Counted from the links themselves: exact whatever passes ran before.
         return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=len(own)))
+
+    async def _unseen(self, staff_id: str, outcome: ImportOutcome) -> dict[str, None]:
+        """Own events a full round did not list although their items are in its window: gone
+        while no round was watching, so to look at (as if delta had said `@removed`)."""
+        if not outcome.unseen:
+            return {}
+        items = await self._items.load(outcome.unseen - outcome.drifted.keys())
+        return {
+            key: None
+            for key, item in items.items()
+            if item is not None
+            and is_wanted_by(item, staff_id)
+            and item.resource is not None
+            and item.resource.end > outcome.window_start
+        }
 
     async def _mailbox(self, staff_id: str, email: str, record: StaffRecord) -> MailboxUser | None:
         now = datetime.now(UTC)

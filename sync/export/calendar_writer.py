@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import EventGone
 from sync.export.planning import (
@@ -90,7 +91,7 @@ class CalendarWriter:
             async with slots:
                 await self._apply(staff_id, user, by_key[change.item_key], change, outcome)
 
-        await asyncio.gather(*(apply(change) for change in changes))
+        await all_settled(apply(change) for change in changes)
         # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
         for row in rows:
             if row.item_key not in changed and row.pending:
@@ -152,7 +153,7 @@ class CalendarWriter:
     ) -> None:
         match change:
             case CreateEvent():
-                await self._create(user, row, change)
+                await self._create(staff_id, user, row, change)
                 outcome.created += 1
             case UpdateEvent(event_id=event_id, draft=draft):
                 try:
@@ -166,7 +167,7 @@ class CalendarWriter:
                         transaction_id=transaction_id(staff_id, change.item_key, generation),
                         generation=generation,
                     )
-                    await self._create(user, row, recreate)
+                    await self._create(staff_id, user, row, recreate)
                     outcome.created += 1
                     return
                 link = EventLink(
@@ -190,9 +191,12 @@ class CalendarWriter:
             case ForgetLink():
                 await self._drop(row, forget=True)
 
-    async def _create(self, user: MailboxUser, row: StaffItemRow, change: CreateEvent) -> None:
+    async def _create(
+        self, staff_id: str, user: MailboxUser, row: StaffItemRow, change: CreateEvent
+    ) -> None:
         body = change.draft.to_graph()
         written = None
+        generation, transaction = change.generation, change.transaction_id
         if change.recover:
             found = await self._calendar.find_events_for(user.id, change.item_key)
             if found:
@@ -200,21 +204,26 @@ class CalendarWriter:
                 for extra in extras:  # never leave two events for one item
                     await self._calendar.delete_event(user.id, extra.id)
                 written = await self._calendar.update_event(user.id, written.id, body)
+            else:
+                # The first attempt may have made an event that a person has deleted since:
+                # its transaction id would answer with that dead event. Use the next one.
+                generation += 1
+                transaction = transaction_id(staff_id, change.item_key, generation)
         if written is None:
             # Recorded before the call: if the answer is lost, the next run looks first.
             pending = EventLink(
-                item_key=change.item_key, generation=change.generation, pending_create=True
+                item_key=change.item_key, generation=generation, pending_create=True
             )
             row = await self._links.save_link(row, pending, done=False)
             written = await self._calendar.create_event(
-                user.id, body, transaction_id=change.transaction_id, coconut_key=change.item_key
+                user.id, body, transaction_id=transaction, coconut_key=change.item_key
             )
         link = EventLink(
             item_key=change.item_key,
             event_id=written.id,
             content_hash=change.draft.content_hash(),
             change_key=written.change_key,
-            generation=change.generation,
+            generation=generation,
         )
         await self._links.save_link(row, link, done=True)
 

@@ -9,7 +9,8 @@ Creates never duplicate. Each carries a `transactionId` derived from (staff, ite
 so a retried POST returns the event the first one made, and the adapter writes the link with
 `pending_create` before the POST. A create whose answer was lost is planned again with
 `recover=True`: look the event up by its Coconut-id extended property first, and create only if
-it is not there.
+it is not there, under the next generation (the first attempt may have made an event a person
+has deleted since, and its transaction id would answer with that dead event).
 
 A transaction id is never used for a second event: Graph would answer it with the first one, even
 after that was deleted. So a link whose event is gone (removed by us, deleted in Outlook, or a
@@ -77,7 +78,7 @@ class CreateEvent(_Change):
 
     `recover`: an earlier attempt may have created the event already. Look it up by the
     Coconut-id extended property first; if found, adopt it (PATCH it to `draft`) instead of
-    posting.
+    posting; if not, post under the next generation.
     """
 
     kind: Literal["create"] = "create"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sync.concurrency import all_settled
 from sync.errors import DeltaExpired
 from sync.imports.busy_time import BusyBlock, classify, net_changes, plan_full_resync
 from sync.ports import CoconutBusyTime, MailboxCalendar, MailboxUser
@@ -42,8 +43,12 @@ class OwnEvent:
 @dataclass
 class ImportOutcome:
     cursor: ImportCursor
+    window_start: datetime
     # Own events that Outlook changed (new changeKey) or removed (None), by item key.
     drifted: dict[str, str | None] = field(default_factory=dict)
+    # Own events a full round did not list, by item key: outside the window, or gone while no
+    # round was watching (a full round reports what is there, never what left).
+    unseen: frozenset[str] = frozenset()
 
 
 def import_window(
@@ -98,6 +103,7 @@ class BusyTimeImporter:
         await self._apply(staff_id, list(changes.put.values()), sorted(changes.delete))
         return ImportOutcome(
             cursor=_after_round(cursor.initialised_at, delta_link, cursor.round_started_at),
+            window_start=window[0],
             drifted=_drifted(items, own_events),
         )
 
@@ -117,9 +123,12 @@ class BusyTimeImporter:
         held = await self._coconut.busy_blocks(staff_id)
         to_put, to_delete = plan_full_resync(changes.put.values(), held, window_start=window[0])
         await self._apply(staff_id, to_put, to_delete)
+        listed = {item.get("id") for item in items}
         return ImportOutcome(
             cursor=_after_round(initialised_at, delta_link, now),
+            window_start=window[0],
             drifted=_drifted(items, own_events),
+            unseen=frozenset(own.item_key for i, own in own_events.items() if i not in listed),
         )
 
     async def _read_round(
@@ -148,7 +157,7 @@ class BusyTimeImporter:
             async with slots:
                 await self._coconut.delete_busy_block(staff_id, external_id)
 
-        await asyncio.gather(*(put(b) for b in to_put), *(delete(e) for e in to_delete))
+        await all_settled([*(put(b) for b in to_put), *(delete(e) for e in to_delete)])
 
 
 def _after_round(

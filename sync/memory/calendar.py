@@ -57,6 +57,8 @@ class Mailbox:
     mail: str
     events: dict[str, MemoryEvent] = field(default_factory=dict)
     transactions: dict[str, str] = field(default_factory=dict)
+    # Delta links carry it; a new epoch makes every older link unknown (410 syncStateNotFound).
+    delta_epoch: int = 0
 
 
 class MemoryCalendar:
@@ -83,6 +85,10 @@ class MemoryCalendar:
     def person_edit(self, user_id: str, event_id: str, changes: dict[str, Any]) -> None:
         event = self.mailboxes[user_id].events[event_id]
         self._touch(event, {**event.body, **changes})
+
+    def forget_delta_links(self, user_id: str) -> None:
+        """Graph evicts the mailbox's sync state: the next incremental round answers 410."""
+        self.mailboxes[user_id].delta_epoch += 1
 
     def person_delete(self, user_id: str, event_id: str) -> None:
         event = self.mailboxes[user_id].events[event_id]
@@ -153,17 +159,18 @@ class MemoryCalendar:
         link: str | None = None,
         window: tuple[datetime, datetime] | None = None,
     ) -> DeltaPage:
-        """Links are `delta|<user>|<since>|<start>|<end>|<offset>`: a round reports every event
-        changed after `since` (all of them in a first round), `offset` pages into it."""
+        """Links are `delta|<user>:<epoch>|<since>|<start>|<end>|<offset>`: a round reports every
+        event changed after `since` (a first round, `since` -1, reports what is there and
+        nothing removed), `offset` pages into it."""
         self._request()
         if link is None:
             if window is None:
                 raise ValueError("a new delta round needs its window")
-            since, start, end, offset = 0, window[0], window[1], 0
+            since, start, end, offset = -1, window[0], window[1], 0
         else:
             parts = link.split("|")
-            if len(parts) != 6 or parts[0] != "delta" or parts[1] != user_id:
-                raise DeltaExpired("unknown delta link")
+            if len(parts) != 6 or parts[0] != "delta" or parts[1] != self._delta_owner(user_id):
+                raise DeltaExpired("Graph answered 410 syncStateNotFound", status=410)
             since, offset = int(parts[2]), int(parts[5])
             start, end = datetime.fromisoformat(parts[3]), datetime.fromisoformat(parts[4])
         mailbox = self.mailboxes[user_id]
@@ -177,15 +184,15 @@ class MemoryCalendar:
             in_view = in_view and event.instant("start") < end
             if in_view:
                 items.append(event.as_delta_item())
-            elif since > 0:  # a first round has nothing to remove
+            elif since >= 0:  # a first round has nothing to remove
                 items.append({"id": event.id, "@removed": {"reason": "deleted"}})
         page = items[offset : offset + DELTA_PAGE_SIZE]
-        head = f"delta|{user_id}"
+        head = f"delta|{self._delta_owner(user_id)}"
         if offset + DELTA_PAGE_SIZE < len(items):
             next_link = f"{head}|{since}|{start.isoformat()}|{end.isoformat()}|"
             return DeltaPage(page, next_link + str(offset + DELTA_PAGE_SIZE), None)
-        upto = max((e.version for e in mailbox.events.values()), default=since)
-        delta_link = f"{head}|{max(upto, since)}|{start.isoformat()}|{end.isoformat()}|0"
+        upto = max((e.version for e in mailbox.events.values()), default=0)
+        delta_link = f"{head}|{max(upto, since, 0)}|{start.isoformat()}|{end.isoformat()}|0"
         return DeltaPage(page, None, delta_link)
 
     # ----- inside ------------------------------------------------------------------------
@@ -211,6 +218,9 @@ class MemoryCalendar:
 
     def throttle_next(self, count: int, retry_after: float = 2.0) -> None:
         self.faults.fail_next(GRAPH, *[retry_later(retry_after, 429, None)] * count)
+
+    def _delta_owner(self, user_id: str) -> str:
+        return f"{user_id}:{self.mailboxes[user_id].delta_epoch}"
 
     def _live(self, user_id: str, event_id: str) -> MemoryEvent:
         event = self.mailboxes[user_id].events.get(event_id)

@@ -8,10 +8,10 @@ from dataclasses import dataclass, field
 from sync.errors import Retryable
 
 
-class Crash(BaseException):
-    """The process died: nothing of it runs further (not even `finally` work that writes, since
-    every memory adapter refuses while `Faults.crashed` is set). A `BaseException`, so that no
-    `except Exception` in the service mistakes it for a failure to handle."""
+class Crash(Exception):
+    """The process died: nothing of it runs further, not even `finally` work that writes, since
+    every memory adapter refuses while `Faults.crashed` is set. Outside the error vocabulary
+    (`sync.errors`), so the service never handles it."""
 
 
 @dataclass

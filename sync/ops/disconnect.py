@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from typing import Final
 
 from sync.coconut.api import UnknownCoconutUser
+from sync.concurrency import all_settled
 from sync.export.planning import retire
 from sync.imports.busy_time import is_service_external_id
 from sync.ports import ChangeSubscriptions, CoconutBusyTime, ItemLinks, MailboxCalendar
@@ -97,7 +98,7 @@ class StaffDisconnect:
             async with slots:
                 await self._calendar.delete_event(user_id, event_id)
 
-        await asyncio.gather(*(delete(event_id) for event_id in sorted(linked | found)))
+        await all_settled(delete(event_id) for event_id in sorted(linked | found))
         for row in rows:
             if row.link.event_id or row.link.pending_create:
                 await self._links.save_link(row, retire(row.link), done=False)
@@ -115,5 +116,5 @@ class StaffDisconnect:
             async with slots:
                 await self._coconut.delete_busy_block(staff_id, external_id)
 
-        await asyncio.gather(*(delete(external_id) for external_id in ours))
+        await all_settled(delete(external_id) for external_id in ours)
         return len(ours)

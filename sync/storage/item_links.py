@@ -9,7 +9,6 @@ lost: the swap fails and the row stays pending for the next run.
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 from azure.data.tables import UpdateMode
 
+from sync.concurrency import all_settled
 from sync.export.planning import EventLink
 from sync.names import STAFF_ITEMS_TABLE
 from sync.ports import StaffItemRow
@@ -70,7 +70,7 @@ class TableItemLinks:
             }
             await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
 
-        await asyncio.gather(*(mark(staff_id) for staff_id in sorted(set(staff_ids))))
+        await all_settled(mark(staff_id) for staff_id in sorted(set(staff_ids)))
 
     async def rows(self, staff_id: str) -> list[StaffItemRow]:
         query = self._table.query_entities(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 
+from sync.concurrency import all_settled
 from sync.names import STAFF_SYNC_QUEUE
 from sync.storage.account import StorageAccount, guarded
 from sync.work import StaffSyncRequest, SyncReason
@@ -57,4 +58,4 @@ class StorageWorkQueue:
                     lambda: self._queue.send_message(payload, visibility_timeout=delay or None)
                 )
 
-        await asyncio.gather(*(send(staff_id, delay) for staff_id, delay in requests))
+        await all_settled(send(staff_id, delay) for staff_id, delay in requests)
