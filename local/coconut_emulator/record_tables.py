@@ -13,13 +13,14 @@ from rich.table import Table
 
 def appointments_table(user_id: str, items: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title=f"Appointments of {user_id} in Coconut's record ({len(items)})")
-    table.add_column("id", overflow="fold")
-    table.add_column("revision", justify="right")
-    table.add_column("status")
+    # Ids, revisions and statuses stay whole; times, service and staff give way on a narrow screen.
+    table.add_column("id", no_wrap=True)
+    table.add_column("rev", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True)
     for column in ("start", "end"):
-        table.add_column(column, no_wrap=True, min_width=25)
-    table.add_column("service")
-    table.add_column("staff")
+        table.add_column(column, overflow="fold")
+    table.add_column("service", overflow="fold")
+    table.add_column("staff", overflow="fold")
     for item in items:
         attributes = item.get("attributes", {})
         service = attributes.get("service") or {}
@@ -38,12 +39,12 @@ def appointments_table(user_id: str, items: Sequence[Mapping[str, Any]]) -> Tabl
 
 def absences_table(user_id: str, items: Sequence[Mapping[str, Any]]) -> Table:
     table = Table(title=f"Absences of {user_id} in Coconut's record ({len(items)})")
-    table.add_column("id", overflow="fold")
-    table.add_column("revision", justify="right")
+    table.add_column("id", no_wrap=True)
+    table.add_column("rev", justify="right", no_wrap=True)
     for column in ("start", "end"):
-        table.add_column(column, no_wrap=True, min_width=25)
-    table.add_column("all day")
-    table.add_column("title")
+        table.add_column(column, overflow="fold")
+    table.add_column("all day", no_wrap=True)
+    table.add_column("title", overflow="fold")
     for item in items:
         attributes = item.get("attributes", {})
         table.add_row(
