@@ -26,7 +26,9 @@ from local.coconut_emulator.jsonapi import (
     page_document,
     page_request,
 )
+from local.coconut_emulator.listings import BadFilter, end_after
 from local.coconut_emulator.paths import BadPathSegment, decode_segment
+from local.coconut_emulator.record import APPOINTMENTS, UNAVAILABILITIES, Kind
 from local.coconut_emulator.state import CoconutState, UnknownUser
 
 UNMATCHED_ROUTE = "<unmatched>"
@@ -145,12 +147,15 @@ def route_template(routes: list[BaseRoute], scope: Scope) -> str:
 class CoconutApi:
     def __init__(self, state: CoconutState, faults: FaultInjector, api_key: str) -> None:
         self.state = state
+        self.faults = faults
         self.gateway = Gateway(Router(self._routes()), state, faults, api_key)
 
     def _routes(self) -> list[BaseRoute]:
         events = "/users/{user_id}/external-events"
         return [
             Route("/users", self.list_users, methods=["GET"]),
+            Route("/users/{user_id}/appointments", self.list_appointments, methods=["GET"]),
+            Route("/users/{user_id}/unavailabilities", self.list_unavailabilities, methods=["GET"]),
             Route(events, self.list_external_events, methods=["GET"]),
             Route(f"{events}/{{external_id}}", self.put_external_event, methods=["PUT"]),
             Route(f"{events}/{{external_id}}", self.delete_external_event, methods=["DELETE"]),
@@ -163,6 +168,29 @@ class CoconutApi:
             return error_response(400, [error.problem])
         users = [user.as_resource() for user in self.state.users()]
         return JSONResponse(page_document(users, page))
+
+    async def list_appointments(self, request: Request) -> Response:
+        return self._listing(request, APPOINTMENTS)
+
+    async def list_unavailabilities(self, request: Request) -> Response:
+        return self._listing(request, UNAVAILABILITIES)
+
+    def _listing(self, request: Request, kind: Kind) -> Response:
+        try:
+            user_id = decode_segment(request.path_params["user_id"])
+            page = page_request(request.query_params)
+        except BadPathSegment as error:
+            return error_response(400, [Problem(str(error))])
+        except BadPageParameter as error:
+            return error_response(400, [error.problem])
+        if not self.state.has_user(user_id):
+            return _unknown_user()
+        try:
+            instant = end_after(request.query_params)
+        except BadFilter as error:
+            return error_response(422, [error.problem])
+        live = self.faults.listing_race
+        return JSONResponse(self.state.listings.page(kind, user_id, instant, page, live=live))
 
     async def list_external_events(self, request: Request) -> Response:
         try:

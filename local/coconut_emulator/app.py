@@ -7,6 +7,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Mount
 
 from local.coconut_emulator.api import CoconutApi
+from local.coconut_emulator.changes import SilentChanges
 from local.coconut_emulator.control import ControlApi
 from local.coconut_emulator.faults import FaultInjector
 from local.coconut_emulator.paths import RawPathRouting
@@ -28,9 +29,10 @@ def build_app(
     faults: FaultInjector,
     api_key: str,
     base_path: str = DEFAULT_BASE_PATH,
+    changes: SilentChanges | None = None,
 ) -> Starlette:
     api = CoconutApi(state, faults, api_key)
-    control = ControlApi(state, faults)
+    control = ControlApi(state, faults, changes)
     return Starlette(
         routes=[
             Mount(normalise_base_path(base_path), app=api.gateway),

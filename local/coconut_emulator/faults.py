@@ -1,4 +1,5 @@
-"""Transient faults the emulated Coconut API injects: throttling (429), server errors, latency.
+"""Faults the emulated Coconut API injects: throttling (429), server errors, latency, and the
+listing race.
 
 Draws come from a seeded RNG so a run with the same plan and the same request sequence fails the
 same requests again. `scripted` statuses are answered first, in order, for tests that need an
@@ -30,6 +31,10 @@ class FaultPlan(BaseModel):
     seed: int = 0
     scripted: tuple[int, ...] = ()
     """Statuses (429 or 5xx) answered to the next API requests, in order, before the rates apply."""
+    listing_race: bool = False
+    """Page the appointment and absence listings over the live record, as Coconut does, so that
+    a change between two page requests can make an item miss its page or show twice. Off, a
+    listing is paged over what it held when its page 1 was served."""
 
     @field_validator("scripted")
     @classmethod
@@ -67,6 +72,10 @@ class FaultInjector:
     @property
     def latency_seconds(self) -> float:
         return self._plan.latency_seconds
+
+    @property
+    def listing_race(self) -> bool:
+        return self._plan.listing_race
 
     def next_fault(self) -> Fault | None:
         with self._lock:

@@ -70,7 +70,7 @@ def _positive_int(query: Mapping[str, str], name: str, default: int) -> int:
     return int(raw)
 
 
-def page_document(items: Sequence[dict[str, Any]], page: PageRequest) -> dict[str, Any]:
+def page_document(items: Sequence[Mapping[str, Any]], page: PageRequest) -> dict[str, Any]:
     """The page's `data` plus `meta.pagination`; a page past the end is empty, not an error."""
     total_pages = max(1, math.ceil(len(items) / page.size))
     start = (page.number - 1) * page.size

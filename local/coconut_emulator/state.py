@@ -1,4 +1,5 @@
-"""What the emulated Coconut holds: the staff roster, each user's external events, request counts.
+"""What the emulated Coconut holds: the staff roster, each user's external events, its record of
+appointments and absences (with the listings served from it), request counts.
 
 The API runs on uvicorn's event-loop thread while tests read and seed state from their own
 thread, so every access goes through one lock and hands out copies, never live references.
@@ -13,6 +14,9 @@ from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ConfigDict
+
+from local.coconut_emulator.listings import Listings
+from local.coconut_emulator.record import CoconutRecord
 
 
 class StaffUser(BaseModel):
@@ -58,6 +62,10 @@ class CoconutState:
         # user id -> external id -> the PUT body's `data`, exactly as accepted.
         self._events: dict[str, dict[str, dict[str, Any]]] = {}
         self._requests: Counter[RequestKey] = Counter()
+        # Coconut's appointments and absences, kept apart from the roster: an item may name
+        # staff who are not (or no longer) on it, as in Coconut.
+        self.record = CoconutRecord()
+        self.listings = Listings(self.record)
 
     # --- roster -----------------------------------------------------------------------------
 
@@ -82,6 +90,22 @@ class CoconutState:
     def has_user(self, user_id: str) -> bool:
         with self._lock:
             return user_id in self._users
+
+    def user(self, user_id: str) -> StaffUser:
+        with self._lock:
+            try:
+                return self._users[user_id]
+            except KeyError:
+                raise UnknownUser(user_id) from None
+
+    def set_calendar_sync(self, user_id: str, enabled: bool) -> StaffUser:
+        """Turn the user's calendar sync on or off, as an administrator does in Coconut."""
+        with self._lock:
+            user = self._users.get(user_id)
+            if user is None:
+                raise UnknownUser(user_id)
+            self._users[user_id] = user.model_copy(update={"calendar_sync": enabled})
+            return self._users[user_id]
 
     # --- external events ----------------------------------------------------------------------
 
@@ -124,3 +148,5 @@ class CoconutState:
             self._users.clear()
             self._events.clear()
             self._requests.clear()
+        self.record.clear()
+        self.listings.clear()

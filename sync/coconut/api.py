@@ -1,4 +1,5 @@
-"""The Coconut API client: the staff roster and the busy blocks (contracts/coconut-api.md).
+"""The Coconut API client: the staff roster, each staff member's appointments and absences, and
+the busy blocks (contracts/coconut-api.md).
 
 Transient failures (429, 5xx, transport errors) are retried here with exponential back-off and
 full jitter; a 429's `Retry-After` is honoured, capped at `max_wait`. Repeating a PUT or DELETE
@@ -9,10 +10,12 @@ Coconut's error bodies and the roster may name people, and exceptions end up in 
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -25,6 +28,13 @@ from tenacity import (
     wait_random_exponential,
 )
 
+# A listed item is exactly the webhook's resource: validated by the webhook's own models.
+from sync.coconut.webhook_models import (
+    Appointment,
+    Unavailability,
+    _AppointmentResource,
+    _UnavailabilityResource,
+)
 from sync.errors import Permanent, Retryable, Source
 from sync.imports.busy_time import BusyBlock
 
@@ -148,9 +158,44 @@ class _ExternalEvent(BaseModel):
     id: str
 
 
+_Listed = TypeVar("_Listed", Appointment, Unavailability)
+
+
+def _end_after(moment: datetime) -> str:
+    """`filter[end_after]`: the instant in UTC with "Z", whole seconds.
+
+    Dropping the fraction moves the instant back, never forward, so the listing can only grow.
+    """
+    if moment.utcoffset() is None:
+        raise ValueError("end_after must be an aware datetime")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _newest_once(items: list[_Listed]) -> list[_Listed]:
+    """Each id once, at its highest revision, ordered by start (then id)."""
+    newest: dict[str, _Listed] = {}
+    for item in items:
+        held = newest.get(item.id)
+        if held is None or item.revision > held.revision:
+            newest[item.id] = item
+    return sorted(newest.values(), key=lambda item: (item.start, item.id))
+
+
 def _error_paths(error: ValidationError) -> tuple[str, ...]:
     # Locations only: pydantic's messages quote the offending input, which may be an e-mail.
     return tuple("/".join(str(part) for part in item["loc"]) for item in error.errors())
+
+
+_Resource = TypeVar("_Resource", _AppointmentResource, _UnavailabilityResource)
+
+
+def _appointment(resource: _AppointmentResource) -> Appointment:
+    # As the webhook parser builds it: the resource's attributes plus its id.
+    return Appointment(id=resource.id, **dict(resource.attributes))
+
+
+def _unavailability(resource: _UnavailabilityResource) -> Unavailability:
+    return Unavailability(id=resource.id, **dict(resource.attributes))
 
 
 def _rejected_fields(response: httpx.Response) -> tuple[str, ...]:
@@ -260,6 +305,35 @@ class CoconutApi:
             held[external_id] = item
         return held
 
+    async def appointments(self, user_id: str, *, end_after: datetime) -> list[Appointment]:
+        """Every appointment of `user_id` that ends after `end_after`, booked or cancelled, from
+        Coconut's own record (`GET /users/{id}/appointments`), every page followed.
+
+        Each item is validated exactly as a webhook's appointment resource is. A listing read
+        while Coconut changes can show an item twice: each id is returned once, at its highest
+        revision, ordered by start. It can also miss an item: what the caller concludes from an
+        absence must allow for a webhook that arrived after the listing began.
+
+        Raises `UnknownCoconutUser` (404), `CoconutRejected` naming the query parameter (422),
+        `CoconutUnavailable` once retries of 429/5xx run out, `CoconutAuthFailed`, and
+        `UnexpectedCoconutAnswer` when a page or any item breaks the contract. One invalid item
+        fails the whole listing on purpose: left out, it would read as "gone" to a caller that
+        treats a complete listing as the truth, and its event would be removed from a calendar.
+        The error names `appointments[<position in the listing>]/<field path>`, never a value.
+        """
+        items = await self._listing(
+            "appointments", user_id, end_after, _AppointmentResource, _appointment
+        )
+        return _newest_once(items)
+
+    async def unavailabilities(self, user_id: str, *, end_after: datetime) -> list[Unavailability]:
+        """Every absence of `user_id` that ends after `end_after`
+        (`GET /users/{id}/unavailabilities`); the same rules and errors as `appointments`."""
+        items = await self._listing(
+            "unavailabilities", user_id, end_after, _UnavailabilityResource, _unavailability
+        )
+        return _newest_once(items)
+
     async def put_busy_block(self, user_id: str, block: BusyBlock) -> bool:
         """Create or replace the block; True when Coconut answered 201 (created).
 
@@ -290,7 +364,43 @@ class CoconutApi:
     def _events_path(user_id: str) -> str:
         return f"/users/{_segment(user_id)}/external-events"
 
-    async def _pages(self, path: str, *, user_id: str | None) -> AsyncIterator[dict[str, Any]]:
+    async def _listing(
+        self,
+        listing: str,
+        user_id: str,
+        end_after: datetime,
+        resource: type[_Resource],
+        to_item: Callable[[_Resource], _Listed],
+    ) -> list[_Listed]:
+        """Every item of one of a user's listings, each validated as the webhook's resource."""
+        items: list[_Listed] = []
+        async for raw in self._pages(
+            f"/users/{_segment(user_id)}/{listing}",
+            user_id=user_id,
+            filters={"filter[end_after]": _end_after(end_after)},
+        ):
+            where = f"{listing}[{len(items)}]"
+            try:
+                # Strict JSON validation, as for a webhook body: "2026-12-01T14:00:00-05:00" is
+                # read as a datetime, but a number is never a string.
+                validated = resource.model_validate_json(json.dumps(raw), strict=True)
+            except ValidationError as error:
+                paths = tuple(f"{where}/{path}" for path in _error_paths(error))
+            else:
+                items.append(to_item(validated))
+                continue
+            # Raised outside the handler: the ValidationError holds the item (customer data) and
+            # must not ride along as __context__ into a logged traceback.
+            raise UnexpectedCoconutAnswer(200, paths)
+        return items
+
+    async def _pages(
+        self,
+        path: str,
+        *,
+        user_id: str | None,
+        filters: Mapping[str, str] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
         """Items of every page, following `meta.pagination.total_pages` (read afresh per page)."""
         number = 1
         while True:
@@ -299,7 +409,11 @@ class CoconutApi:
                 path,
                 user_id=user_id,
                 ok=frozenset({200}),
-                params={"page[number]": str(number), "page[size]": str(PAGE_SIZE)},
+                params={
+                    **(filters or {}),
+                    "page[number]": str(number),
+                    "page[size]": str(PAGE_SIZE),
+                },
             )
             try:
                 page = _Page.model_validate(response.json())

@@ -6,6 +6,7 @@ from local.coconut_emulator.webhooks.delivery import (
     Attempt,
     Backoff,
     Delivery,
+    EnvelopeRecord,
     PreparedDelivery,
     WebhookSender,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "Backoff",
     "Coconut",
     "Delivery",
+    "EnvelopeRecord",
     "GoneError",
     "PreparedDelivery",
     "WebhookSender",

@@ -2,16 +2,21 @@
 
 Each change returns the envelope Coconut would send for it, carrying the next revision. Delivering
 those envelopes (in order, twice, out of order, ...) is `delivery`'s job, not this model's.
+
+The model keeps its items in a `CoconutRecord`: its own by default, or the API emulator's
+(`Coconut(record=emulator.record)`), in which case every change is in the emulator's listings at
+once, whether or not its envelope is ever delivered (an undelivered one is a lost webhook).
 """
 
 from __future__ import annotations
 
 import copy
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Literal, TypedDict, Unpack
 
+from local.coconut_emulator.record import APPOINTMENTS, UNAVAILABILITIES, CoconutRecord, Kind
 from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.payloads import (
     Appointment,
@@ -52,31 +57,30 @@ class Coconut:
         clock: Callable[[], datetime] = _utc_now,
         timezone: str = payloads.DEFAULT_TIMEZONE,
         first_appointment_number: int = 1001,
+        first_absence_number: int = 1,
+        record: CoconutRecord | None = None,
     ) -> None:
         self.clock = clock
         self.timezone = timezone
+        self.record = CoconutRecord() if record is None else record
         self._appointment_numbers = itertools.count(first_appointment_number)
-        self._absence_numbers = itertools.count(1)
-        self._appointments: dict[str, Appointment] = {}
-        self._absences: dict[str, Unavailability] = {}
-        # Deleted id -> the deletion's revision; kept so ids are never reused.
-        self._deleted: dict[str, int] = {}
+        self._absence_numbers = itertools.count(first_absence_number)
 
     # --- reading ----------------------------------------------------------------------------
 
     def appointment(self, appointment_id: str) -> Appointment:
-        return copy.deepcopy(self._current_appointment(appointment_id))
+        return self._current_appointment(appointment_id)  # the record hands out copies
 
     def absence(self, absence_id: str) -> Unavailability:
-        return copy.deepcopy(self._current_absence(absence_id))
+        return self._current_absence(absence_id)
 
     def revision(self, resource_id: str) -> int:
         """The latest revision, including a deletion's."""
-        if resource_id in self._deleted:
-            return self._deleted[resource_id]
-        if resource_id in self._appointments:
-            return self._appointments[resource_id]["attributes"]["revision"]
-        return self._current_absence(resource_id)["attributes"]["revision"]
+        for kind in (APPOINTMENTS, UNAVAILABILITIES):
+            revision = self.record.revision(kind, resource_id)
+            if revision is not None:
+                return revision
+        raise GoneError(resource_id)
 
     # --- appointments -----------------------------------------------------------------------
 
@@ -94,23 +98,26 @@ class Coconut:
         timezone: str | None = None,
         appointment_id: str | None = None,
     ) -> Envelope:
-        appointment_id = appointment_id or f"A-{next(self._appointment_numbers)}"
-        if appointment_id in self._appointments or appointment_id in self._deleted:
-            raise ValueError("that appointment id is already taken")
-        resource = payloads.appointment(
-            appointment_id,
-            revision=1,
-            start=start,
-            end=end,
-            service=service,
-            staff=staff,
-            attendees=attendees,
-            meeting_method=meeting_method,
-            location=location,
-            notes=notes,
-            timezone=timezone or self.timezone,
-        )
-        self._appointments[appointment_id] = resource
+        with self.record.transaction():
+            appointment_id = appointment_id or self._free_id(
+                "A-", self._appointment_numbers, APPOINTMENTS
+            )
+            if self.record.revision(APPOINTMENTS, appointment_id) is not None:
+                raise ValueError("that appointment id is already taken")
+            resource = payloads.appointment(
+                appointment_id,
+                revision=1,
+                start=start,
+                end=end,
+                service=service,
+                staff=staff,
+                attendees=attendees,
+                meeting_method=meeting_method,
+                location=location,
+                notes=notes,
+                timezone=timezone or self.timezone,
+            )
+            self.record.put_appointment(resource)
         return self._envelope("appointment.created", resource)
 
     def reschedule(self, appointment_id: str, start: datetime, end: datetime) -> Envelope:
@@ -132,40 +139,50 @@ class Coconut:
         return self._revise(appointment_id, location=location, meeting_method=meeting_method)
 
     def add_attendee(self, appointment_id: str, attendee: Attendee) -> Envelope:
-        attendees = self._current_appointment(appointment_id)["attributes"]["attendees"]
-        return self._revise(appointment_id, attendees=[*attendees, attendee])
+        with self.record.transaction():
+            attendees = self._current_appointment(appointment_id)["attributes"]["attendees"]
+            return self._revise(appointment_id, attendees=[*attendees, attendee])
 
     def update_attendee(self, appointment_id: str, attendee: Attendee) -> Envelope:
         """Replace the attendee with the same id (new phone, notes, answers, ...)."""
-        attendees = self._current_appointment(appointment_id)["attributes"]["attendees"]
-        if all(existing["id"] != attendee["id"] for existing in attendees):
-            raise LookupError("no such attendee on the appointment")
-        replaced = [attendee if a["id"] == attendee["id"] else a for a in attendees]
-        return self._revise(appointment_id, attendees=replaced)
+        with self.record.transaction():
+            attendees = self._current_appointment(appointment_id)["attributes"]["attendees"]
+            if all(existing["id"] != attendee["id"] for existing in attendees):
+                raise LookupError("no such attendee on the appointment")
+            replaced = [attendee if a["id"] == attendee["id"] else a for a in attendees]
+            return self._revise(appointment_id, attendees=replaced)
 
     def remove_attendee(self, appointment_id: str, attendee_id: str) -> Envelope:
-        attendees = self._current_appointment(appointment_id)["attributes"]["attendees"]
-        return self._revise(
-            appointment_id, attendees=[a for a in attendees if a["id"] != attendee_id]
-        )
+        with self.record.transaction():
+            attendees = self._current_appointment(appointment_id)["attributes"]["attendees"]
+            return self._revise(
+                appointment_id, attendees=[a for a in attendees if a["id"] != attendee_id]
+            )
 
     def reassign(self, appointment_id: str, staff: Sequence[StaffRef]) -> Envelope:
         """New staff list; arrives as `appointment.updated` with a different `staff`."""
         return self._revise(appointment_id, staff=staff)
 
     def cancel(self, appointment_id: str) -> Envelope:
-        return self._revise(appointment_id, "appointment.cancelled", status="cancelled")
+        return self.update(appointment_id, status="cancelled")
+
+    def update(self, appointment_id: str, **changes: Unpack[AppointmentChanges]) -> Envelope:
+        """Any changes at once, as one revision; `appointment.cancelled` when it cancels."""
+        with self.record.transaction():
+            status = self._current_appointment(appointment_id)["attributes"]["status"]
+            cancels = changes.get("status") == "cancelled" and status != "cancelled"
+            event: EventType = "appointment.cancelled" if cancels else "appointment.updated"
+            return self._revise(appointment_id, event, **changes)
 
     def delete(self, appointment_id: str, *, full: bool = False) -> Envelope:
         """Delete for good; by default the envelope carries only id and revision."""
-        current = self._current_appointment(appointment_id)
-        revision = current["attributes"]["revision"] + 1
-        del self._appointments[appointment_id]
-        self._deleted[appointment_id] = revision
+        with self.record.transaction():
+            current = self._current_appointment(appointment_id)
+            revision = current["attributes"]["revision"] + 1
+            self.record.delete(APPOINTMENTS, appointment_id, revision)
         if full:
-            resource = copy.deepcopy(current)
-            resource["attributes"]["revision"] = revision
-            return self._envelope("appointment.deleted", resource)
+            current["attributes"]["revision"] = revision
+            return self._envelope("appointment.deleted", current)
         deletion = payloads.deletion("appointments", appointment_id, revision)
         return self._envelope("appointment.deleted", deletion)
 
@@ -182,20 +199,21 @@ class Coconut:
         timezone: str | None = None,
         absence_id: str | None = None,
     ) -> Envelope:
-        absence_id = absence_id or f"N-{next(self._absence_numbers)}"
-        if absence_id in self._absences or absence_id in self._deleted:
-            raise ValueError("that absence id is already taken")
-        resource = payloads.unavailability(
-            absence_id,
-            revision=1,
-            title=title,
-            start=start,
-            end=end,
-            staff=staff,
-            all_day=all_day,
-            timezone=timezone or self.timezone,
-        )
-        self._absences[absence_id] = resource
+        with self.record.transaction():
+            absence_id = absence_id or self._free_id("N-", self._absence_numbers, UNAVAILABILITIES)
+            if self.record.revision(UNAVAILABILITIES, absence_id) is not None:
+                raise ValueError("that absence id is already taken")
+            resource = payloads.unavailability(
+                absence_id,
+                revision=1,
+                title=title,
+                start=start,
+                end=end,
+                staff=staff,
+                all_day=all_day,
+                timezone=timezone or self.timezone,
+            )
+            self.record.put_unavailability(resource)
         return self._envelope("unavailability.created", resource)
 
     def change_absence(
@@ -208,46 +226,52 @@ class Coconut:
         all_day: bool | None = None,
     ) -> Envelope:
         """Change any of title, period, all-day; arguments left as None stay as they are."""
-        current = self._current_absence(absence_id)["attributes"]
-        timezone = current["timezone"]
-        resource = payloads.unavailability(
-            absence_id,
-            revision=current["revision"] + 1,
-            title=current["title"] if title is None else title,
-            start=start or datetime.fromisoformat(current["start"]),
-            end=end or datetime.fromisoformat(current["end"]),
-            staff=current["staff"],
-            all_day=current["all_day"] if all_day is None else all_day,
-            timezone=timezone,
-        )
-        self._absences[absence_id] = resource
+        with self.record.transaction():
+            current = self._current_absence(absence_id)["attributes"]
+            resource = payloads.unavailability(
+                absence_id,
+                revision=current["revision"] + 1,
+                title=current["title"] if title is None else title,
+                start=start or datetime.fromisoformat(current["start"]),
+                end=end or datetime.fromisoformat(current["end"]),
+                staff=current["staff"],
+                all_day=current["all_day"] if all_day is None else all_day,
+                timezone=current["timezone"],
+            )
+            self.record.put_unavailability(resource)
         return self._envelope("unavailability.updated", resource)
 
     def delete_absence(self, absence_id: str, *, full: bool = False) -> Envelope:
-        current = self._current_absence(absence_id)
-        revision = current["attributes"]["revision"] + 1
-        del self._absences[absence_id]
-        self._deleted[absence_id] = revision
+        with self.record.transaction():
+            current = self._current_absence(absence_id)
+            revision = current["attributes"]["revision"] + 1
+            self.record.delete(UNAVAILABILITIES, absence_id, revision)
         if full:
-            resource = copy.deepcopy(current)
-            resource["attributes"]["revision"] = revision
-            return self._envelope("unavailability.deleted", resource)
+            current["attributes"]["revision"] = revision
+            return self._envelope("unavailability.deleted", current)
         deletion = payloads.deletion("unavailabilities", absence_id, revision)
         return self._envelope("unavailability.deleted", deletion)
 
     # --- internals ----------------------------------------------------------------------------
 
+    def _free_id(self, prefix: str, numbers: Iterator[int], kind: Kind) -> str:
+        """The next numbered id nobody used: a shared record may hold ids from other models."""
+        while True:
+            candidate = f"{prefix}{next(numbers)}"
+            if self.record.revision(kind, candidate) is None:
+                return candidate
+
     def _current_appointment(self, appointment_id: str) -> Appointment:
-        try:
-            return self._appointments[appointment_id]
-        except KeyError:
-            raise GoneError(appointment_id) from None
+        held = self.record.appointment(appointment_id)
+        if held is None:
+            raise GoneError(appointment_id)
+        return held
 
     def _current_absence(self, absence_id: str) -> Unavailability:
-        try:
-            return self._absences[absence_id]
-        except KeyError:
-            raise GoneError(absence_id) from None
+        held = self.record.unavailability(absence_id)
+        if held is None:
+            raise GoneError(absence_id)
+        return held
 
     def _revise(
         self,
@@ -257,22 +281,23 @@ class Coconut:
     ) -> Envelope:
         """The next revision with `changes` applied, rebuilt through the builder so it is
         checked like a new one."""
-        current = self._current_appointment(appointment_id)["attributes"]
-        resource = payloads.appointment(
-            appointment_id,
-            revision=current["revision"] + 1,
-            start=changes.get("start") or datetime.fromisoformat(current["start"]),
-            end=changes.get("end") or datetime.fromisoformat(current["end"]),
-            service=changes.get("service", current["service"]),
-            staff=changes.get("staff", current["staff"]),
-            attendees=changes.get("attendees", current["attendees"]),
-            meeting_method=changes.get("meeting_method", current["meeting_method"]),
-            location=changes.get("location", current.get("location")),
-            notes=changes.get("notes", current.get("notes")),
-            status=changes.get("status", current["status"]),
-            timezone=current["timezone"],
-        )
-        self._appointments[appointment_id] = resource
+        with self.record.transaction():
+            current = self._current_appointment(appointment_id)["attributes"]
+            resource = payloads.appointment(
+                appointment_id,
+                revision=current["revision"] + 1,
+                start=changes.get("start") or datetime.fromisoformat(current["start"]),
+                end=changes.get("end") or datetime.fromisoformat(current["end"]),
+                service=changes.get("service", current["service"]),
+                staff=changes.get("staff", current["staff"]),
+                attendees=changes.get("attendees", current["attendees"]),
+                meeting_method=changes.get("meeting_method", current["meeting_method"]),
+                location=changes.get("location", current.get("location")),
+                notes=changes.get("notes", current.get("notes")),
+                status=changes.get("status", current["status"]),
+                timezone=current["timezone"],
+            )
+            self.record.put_appointment(resource)
         return self._envelope(event, resource)
 
     def _envelope(

@@ -3,6 +3,10 @@
 Every retry of one event sends the same delivery id and the same body bytes, re-signed with a
 fresh timestamp (a receiver rejects timestamps older than 300 s, and retries go on for up to
 24 hours). Every attempt is recorded, for tests and benchmarks.
+
+Given Coconut's record (the API emulator's `record`), the sender writes each change there before
+delivering it, as Coconut changes its data before it tells anyone: the listings then agree with
+the webhooks. The record's revision rules make redeliveries and out-of-order sends harmless.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 from tenacity import (
@@ -27,6 +31,13 @@ from tenacity import (
 from tenacity.stop import stop_base
 
 from local.coconut_emulator.webhooks.signing import TIMESTAMP_HEADER, encode_body, signed_headers
+
+
+class EnvelopeRecord(Protocol):
+    """Where each change goes before it is delivered: `CoconutRecord`, or a remote emulator's
+    `ControlClient`."""
+
+    def apply(self, envelope: Mapping[str, Any]) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -106,8 +117,10 @@ class WebhookSender:
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         transport: httpx.AsyncBaseTransport | None = None,
+        record: EnvelopeRecord | None = None,
     ) -> None:
         self.url = url
+        self.record = record
         # Several secrets sign with every one of them, as during a rotation.
         self.secrets = [secrets] if isinstance(secrets, str) else list(secrets)
         self.backoff = backoff or Backoff()
@@ -139,10 +152,14 @@ class WebhookSender:
     # --- normal deliveries --------------------------------------------------------------------
 
     async def deliver(self, envelope: Mapping[str, Any]) -> Delivery:
-        """Deliver one envelope until a 2xx or until Coconut would give up."""
+        """Record the change (given a record), then deliver the envelope until a 2xx or until
+        Coconut would give up."""
+        if self.record is not None:
+            self.record.apply(envelope)
         return await self.deliver_body(str(envelope["id"]), encode_body(envelope))
 
     async def deliver_body(self, delivery_id: str, body: bytes) -> Delivery:
+        """Deliver bytes as they are; the record is not touched (use `deliver` for that)."""
         delivery = Delivery(delivery_id, body)
 
         async def attempt() -> Attempt:
