@@ -11,16 +11,12 @@ import logging
 
 import azure.functions as func
 
-from sync.cycle import PeriodicCycle
+from sync.errors import StorageUnavailable
 from sync.names import STAFF_SYNC_QUEUE
 from sync.notifications.receiver import receive_lifecycle, receive_notifications
 from sync.ops.api import OpsApi, OpsReply
-from sync.ops.health import report_health
-from sync.ops.poison import PoisonQueue
-from sync.ops.status import StatusView
 from sync.services import get_services
 from sync.settings import load_settings
-from sync.storage.account import StorageUnavailable
 from sync.telemetry import configure_telemetry
 from sync.webhooks.receiver import receive_webhook
 from sync.work import StaffSyncRequest
@@ -58,23 +54,17 @@ async def coconut_webhook(req: func.HttpRequest) -> func.HttpResponse:
 @app.queue_trigger(
     arg_name="message", queue_name=STAFF_SYNC_QUEUE, connection="AzureWebJobsStorage"
 )
-async def staff_sync(message: func.QueueMessage) -> None:
+async def staff_worker(message: func.QueueMessage) -> None:
     """Bring one staff member's calendar (and busy time) in step."""
     request = StaffSyncRequest.model_validate_json(message.get_body())
     services = await get_services(settings)
-    await services.staff_sync.run(request)
+    await services.worker.run(request)
 
 
 @app.timer_trigger(schedule=settings.sync_timer_schedule, arg_name="timer", run_on_startup=False)
 async def staff_sync_timer(timer: func.TimerRequest) -> None:
     """The periodic cycle: roster refresh and one sync per enabled staff member."""
-    services = await get_services(settings)
-    await PeriodicCycle(services.records, services.coconut, services.queue).run()
-    # Gauges for the alerts: staff by status, poison queue length.
-    await report_health(
-        StatusView(services.account, services.records, services.staff_items),
-        PoisonQueue(services.account, services.queue),
-    )
+    await (await get_services(settings)).run_timer()
 
 
 @app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
@@ -99,7 +89,7 @@ async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
         req.get_body(),
         client_state=settings.client_state,
         requester=services.queue,
-        records=services.records,
+        records=services.staff,
     )
     return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
 

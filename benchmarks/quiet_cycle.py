@@ -27,8 +27,8 @@ from local.azurite import Azurite
 from local.stack import COCONUT_API_KEY, LocalStack
 from sync.coconut.api import CoconutApi
 from sync.cycle import PeriodicCycle
-from sync.storage.staff_records import StaffRecords
-from sync.storage.work_queue import WorkQueue
+from sync.storage.staff_table import TableStaffStore
+from sync.storage.work_queue import StorageWorkQueue
 
 TARGET_PER_STAFF = 1.0
 
@@ -50,21 +50,21 @@ async def _cycle(
 ) -> None:
     metered = storage_account(meter.connection_string)
     direct_account = storage_account(azurite.connection_string)
-    direct = StaffRecords(direct_account)
+    direct = TableStaffStore(direct_account)
     graph_before = total_requests(graph_requests(stack.graph))
     coconut_before = stack.coconut.requests()
     storage_before = meter.snapshot()
     started_at = datetime.now(UTC)
     started = time.monotonic()
     async with CoconutApi(stack.coconut.base_url, COCONUT_API_KEY) as coconut:
-        await PeriodicCycle(StaffRecords(metered), coconut, WorkQueue(metered)).run()
+        await PeriodicCycle(TableStaffStore(metered), coconut, StorageWorkQueue(metered)).run()
 
     async def synced() -> bool:
         records = await direct.all()
         done = {
             r.staff_id
             for r in records
-            if r.staff_id in staff_ids and (r.get("LastSyncAt") or started_at) > started_at
+            if r.staff_id in staff_ids and (r.outcome.last_sync_at or started_at) > started_at
         }
         return done == staff_ids
 

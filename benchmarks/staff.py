@@ -17,7 +17,7 @@ from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.coconut_emulator.webhooks.payloads import Envelope, StaffRef
 from local.graph_emulator.server import GraphEmulator
 from local.stack import WEBHOOK_SECRET, LocalStack
-from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+from sync.graph.calendar import COCONUT_ID_PROPERTY
 
 T = TypeVar("T")
 

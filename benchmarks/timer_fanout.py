@@ -22,8 +22,8 @@ from local.coconut_emulator import CoconutEmulator, StaffUser
 from sync.coconut.api import CoconutApi
 from sync.cycle import PeriodicCycle
 from sync.names import STAFF_SYNC_QUEUE
-from sync.storage.staff_records import StaffRecords
-from sync.storage.work_queue import WorkQueue
+from sync.storage.staff_table import TableStaffStore
+from sync.storage.work_queue import StorageWorkQueue
 
 TARGET_SECONDS = 30.0
 API_KEY = "fanout-key"
@@ -70,7 +70,7 @@ async def _measure(azurite: Azurite, plan: Plan) -> Section:
                 queued_before = await queued_messages(azurite, STAFF_SYNC_QUEUE)
                 pages_before = coconut.requests("GET")
                 started = time.monotonic()
-                outcome = await PeriodicCycle(StaffRecords(account), api, WorkQueue(account)).run()
+                outcome = await PeriodicCycle(TableStaffStore(account), api, StorageWorkQueue(account)).run()
                 seconds = time.monotonic() - started
                 timings[name] = seconds
                 messages = await queued_messages(azurite, STAFF_SYNC_QUEUE) - queued_before

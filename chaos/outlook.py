@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from local.graph_emulator.server import GraphEmulator
-from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+from sync.graph.calendar import COCONUT_ID_PROPERTY
 
 IMPORTED_SHOW_AS = ("busy", "tentative", "oof")
 

@@ -284,6 +284,8 @@ def run_chaos(config: ChaosConfig) -> ChaosReport:
         notifications=True,
         host_log=config.host_log,
         queue_lease=5.0,
+        # A killed host's mailboxes are free again after 10 s.
+        staff_lease=10,
     )
     with stack:
         return asyncio.run(ChaosRun(config).execute(stack))

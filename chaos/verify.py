@@ -15,7 +15,7 @@ from typing import Any
 from chaos.outlook import OutlookActor, is_service_event
 from chaos.workload import Workload
 from local.graph_emulator.server import GraphEmulator
-from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.timezones import mailbox_zone
 
 

@@ -26,7 +26,7 @@ from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.coconut import Coconut
 from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.stack import WEBHOOK_SECRET, LocalStack
-from sync.graph.mailboxes import COCONUT_ID_PROPERTY
+from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.ops.cli import counts_line, staff_table
 from sync.ops.client import OpsClient
 

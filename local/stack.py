@@ -29,6 +29,9 @@ class LocalStack:
     # Seconds a dequeued message stays invisible while it runs (Azure: 10 minutes, renewed).
     # Crash tests shorten it so work held by a killed host comes back quickly.
     queue_lease: float = 600.0
+    # Seconds a staff lease lasts unless renewed (SYNC_LEASE_SECONDS; the service's default is
+    # 60): how long a killed host keeps its mailboxes blocked.
+    staff_lease: int = 60
     azurite: Azurite = field(default_factory=Azurite)
     graph: GraphEmulator = field(default_factory=GraphEmulator)
     coconut: CoconutEmulator = field(
@@ -55,6 +58,7 @@ class LocalStack:
             "SYNC_TIMER_SCHEDULE": self.timer_schedule,
             "PUBLIC_BASE_URL": public,
             "GRAPH_CLIENT_STATE": GRAPH_CLIENT_STATE,
+            "SYNC_LEASE_SECONDS": str(self.staff_lease),
             **self.extra_settings,
         }
 

@@ -32,8 +32,8 @@ from tenacity import (
 from sync.coconut.webhook_models import (
     Appointment,
     Unavailability,
-    _AppointmentResource,
-    _UnavailabilityResource,
+    AppointmentResource,
+    UnavailabilityResource,
 )
 from sync.errors import Permanent, Retryable, Source
 from sync.imports.busy_time import BusyBlock
@@ -186,15 +186,15 @@ def _error_paths(error: ValidationError) -> tuple[str, ...]:
     return tuple("/".join(str(part) for part in item["loc"]) for item in error.errors())
 
 
-_Resource = TypeVar("_Resource", _AppointmentResource, _UnavailabilityResource)
+_Resource = TypeVar("_Resource", AppointmentResource, UnavailabilityResource)
 
 
-def _appointment(resource: _AppointmentResource) -> Appointment:
+def _appointment(resource: AppointmentResource) -> Appointment:
     # As the webhook parser builds it: the resource's attributes plus its id.
     return Appointment(id=resource.id, **dict(resource.attributes))
 
 
-def _unavailability(resource: _UnavailabilityResource) -> Unavailability:
+def _unavailability(resource: UnavailabilityResource) -> Unavailability:
     return Unavailability(id=resource.id, **dict(resource.attributes))
 
 
@@ -322,7 +322,7 @@ class CoconutApi:
         The error names `appointments[<position in the listing>]/<field path>`, never a value.
         """
         items = await self._listing(
-            "appointments", user_id, end_after, _AppointmentResource, _appointment
+            "appointments", user_id, end_after, AppointmentResource, _appointment
         )
         return _newest_once(items)
 
@@ -330,7 +330,7 @@ class CoconutApi:
         """Every absence of `user_id` that ends after `end_after`
         (`GET /users/{id}/unavailabilities`); the same rules and errors as `appointments`."""
         items = await self._listing(
-            "unavailabilities", user_id, end_after, _UnavailabilityResource, _unavailability
+            "unavailabilities", user_id, end_after, UnavailabilityResource, _unavailability
         )
         return _newest_once(items)
 

@@ -174,13 +174,13 @@ class _RevisionOnly(_Payload):
     revision: Revision
 
 
-class _AppointmentResource(_Payload):
+class AppointmentResource(_Payload):
     type: Literal["appointments"]
     id: Identifier
     attributes: AppointmentAttributes
 
 
-class _UnavailabilityResource(_Payload):
+class UnavailabilityResource(_Payload):
     type: Literal["unavailabilities"]
     id: Identifier
     attributes: UnavailabilityAttributes
@@ -201,11 +201,11 @@ class WebhookEnvelope(_Payload):
 
 
 class _AppointmentEnvelope(WebhookEnvelope):
-    data: _AppointmentResource
+    data: AppointmentResource
 
 
 class _UnavailabilityEnvelope(WebhookEnvelope):
-    data: _UnavailabilityResource
+    data: UnavailabilityResource
 
 
 class _DeletionEnvelope(WebhookEnvelope):
