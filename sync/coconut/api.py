@@ -31,8 +31,8 @@ from tenacity import (
 # A listed item is exactly the webhook's resource: validated by the webhook's own models.
 from sync.coconut.webhook_models import (
     Appointment,
-    Unavailability,
     AppointmentResource,
+    Unavailability,
     UnavailabilityResource,
 )
 from sync.errors import Permanent, Retryable, Source
