@@ -1,1 +1,3 @@
-"""Microsoft Graph, through msgraph-sdk: client construction and the calendar operations used."""
+"""Microsoft Graph through msgraph-sdk: the client (`client`), every request's error mapping,
+retries and per-mailbox concurrency (`calls`), and the `MailboxCalendar` port on Graph
+(`calendar`)."""
