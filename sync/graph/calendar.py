@@ -1,6 +1,12 @@
 """`sync.ports.MailboxCalendar` on Microsoft Graph: the operations the service performs on staff
 mailboxes, through msgraph-sdk.
 
+The service's events live in the mailbox's primary calendar, and "in the primary calendar" is a
+fact to check, not to assume (graph/FACTS.md): an event a person deleted sits in Deleted Items
+and still resolves under `/users/{id}/events/{eid}`, and one moved to another calendar too.
+So every read, update and delete of an event, and every search for the service's events, goes
+through `/users/{id}/calendar/events`, where Graph answers 404 `ErrorItemNotFound` for both.
+
 Every request asks for immutable ids (`Prefer: IdType="ImmutableId"`), so an event keeps its id
 if a person moves it between folders. Event bodies are built from plain JSON (the drafts'
 `to_graph()`) through the SDK's own JSON parser, so what is sent is exactly the Graph shape.
@@ -16,10 +22,15 @@ from kiota_abstractions.base_request_configuration import RequestConfiguration
 from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
 from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
 from msgraph.generated.models.event import Event
+from msgraph.generated.users.item.calendar.events.events_request_builder import (
+    EventsRequestBuilder as CalendarEventsRequestBuilder,
+)
+from msgraph.generated.users.item.calendar.events.item.event_item_request_builder import (
+    EventItemRequestBuilder,
+)
 from msgraph.generated.users.item.calendar_view.delta.delta_request_builder import (
     DeltaRequestBuilder,
 )
-from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
 from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
@@ -114,7 +125,7 @@ class GraphCalendar:
         return _written(created)
 
     async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
-        """Events in the mailbox carrying this item's Coconut-id extended property."""
+        """Events in the primary calendar carrying this item's Coconut-id extended property."""
         return await self._events_matching(
             user_id,
             "singleValueExtendedProperties/Any(ep: ep/id eq "
@@ -122,17 +133,18 @@ class GraphCalendar:
         )
 
     async def find_service_events(self, user_id: str) -> list[WrittenEvent]:
-        """Every event in the mailbox carrying the Coconut-id extended property, whatever its
-        value: all the service ever wrote there (for a disconnect)."""
+        """Every event in the primary calendar carrying the Coconut-id extended property,
+        whatever its value: all the service wrote there that is still there (for a
+        disconnect)."""
         return await self._events_matching(
             user_id, f"singleValueExtendedProperties/Any(ep: ep/id eq '{COCONUT_ID_PROPERTY}')"
         )
 
     async def _events_matching(self, user_id: str, odata_filter: str) -> list[WrittenEvent]:
-        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
+        query = CalendarEventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
             filter=odata_filter, select=["id", "changeKey"]
         )
-        events = self._client.users.by_user_id(user_id).events
+        events = self._client.users.by_user_id(user_id).calendar.events
         page = await self._caller.call(
             user_id, lambda: events.get(request_configuration=_config(query))
         )
@@ -149,25 +161,33 @@ class GraphCalendar:
             )
         return found
 
+    def _in_calendar(self, user_id: str, event_id: str) -> EventItemRequestBuilder:
+        return self._client.users.by_user_id(user_id).calendar.events.by_event_id(event_id)
+
     async def update_event(self, user_id: str, event_id: str, body: dict[str, Any]) -> WrittenEvent:
-        item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
+        """`EventGone` when the event is not in the primary calendar any more."""
+        item = self._in_calendar(user_id, event_id)
         updated = await self._caller.call(
             user_id, lambda: item.patch(_event(body), request_configuration=_config())
         )
         return _written(updated)
 
     async def delete_event(self, user_id: str, event_id: str) -> None:
-        """Remove the event; one that is already gone counts as removed."""
-        item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
+        """Remove the event; one that is already gone from the primary calendar counts as
+        removed (a person who moved it to another calendar keeps it there)."""
+        item = self._in_calendar(user_id, event_id)
         try:
             await self._caller.call(user_id, lambda: item.delete(request_configuration=_config()))
         except EventGone:
             return
 
     async def change_key_of(self, user_id: str, event_id: str) -> str | None:
-        """The event's current changeKey, or None when it no longer exists."""
-        item = self._client.users.by_user_id(user_id).events.by_event_id(event_id)
-        query = EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(select=["changeKey"])
+        """The event's current changeKey, or None when it is not in the primary calendar (gone,
+        in Deleted Items, or moved to another calendar)."""
+        item = self._in_calendar(user_id, event_id)
+        query = EventItemRequestBuilder.EventItemRequestBuilderGetQueryParameters(
+            select=["changeKey"]
+        )
         try:
             event = await self._caller.call(
                 user_id, lambda: item.get(request_configuration=_config(query))
