@@ -13,7 +13,12 @@ import azure.functions as func
 
 from sync.errors import StorageUnavailable
 from sync.names import STAFF_SYNC_QUEUE
-from sync.notifications.receiver import receive_lifecycle, receive_notifications
+from sync.notifications.receiver import (
+    NotificationReply,
+    receive_lifecycle,
+    receive_notifications,
+    validation_reply,
+)
 from sync.ops.api import OpsApi, OpsReply
 from sync.services import get_services
 from sync.settings import load_settings
@@ -32,6 +37,10 @@ log = logging.getLogger("sync.functions")
 
 def _json(status: int, body: object) -> func.HttpResponse:
     return func.HttpResponse(json.dumps(body), status_code=status, mimetype="application/json")
+
+
+def _plain(reply: NotificationReply) -> func.HttpResponse:
+    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
 
 
 @app.route(route="coconut/webhooks", methods=["POST"])
@@ -70,6 +79,10 @@ async def staff_sync_timer(timer: func.TimerRequest) -> None:
 @app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications (authenticated by clientState; Graph cannot send keys)."""
+    # The validation handshake is answered before anything touches storage: Graph allows 10 s,
+    # and a cold start must make it.
+    if (handshake := validation_reply(dict(req.params))) is not None:
+        return _plain(handshake)
     services = await get_services(settings)
     reply = await receive_notifications(
         dict(req.params),
@@ -77,12 +90,14 @@ async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
         client_state=settings.client_state,
         requester=services.queue,
     )
-    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
+    return _plain(reply)
 
 
 @app.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
     """Graph lifecycle notifications for the subscriptions."""
+    if (handshake := validation_reply(dict(req.params))) is not None:
+        return _plain(handshake)
     services = await get_services(settings)
     reply = await receive_lifecycle(
         dict(req.params),
@@ -91,7 +106,7 @@ async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
         requester=services.queue,
         records=services.staff,
     )
-    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
+    return _plain(reply)
 
 
 # ----- Ops API -------------------------------------------------------------------------------

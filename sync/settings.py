@@ -17,6 +17,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_TIMER_SCHEDULE = "0 */5 * * * *"
+# Graph's limit for a subscription's clientState.
+MAX_CLIENT_STATE = 128
 
 GraphAuth = Literal["managed_identity", "client_secret", "none"]
 
@@ -93,7 +95,21 @@ class Settings(BaseSettings):
     @field_validator("public_base_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
-        return _http_url(value, "PUBLIC_BASE_URL") if value.strip() else ""
+        if not value.strip():
+            return ""
+        url = _http_url(value, "PUBLIC_BASE_URL")
+        # Graph posts change notifications to https endpoints only; plain http is for the
+        # local stack on loopback.
+        if urlsplit(url).scheme != "https" and not is_loopback_url(url):
+            raise ValueError("PUBLIC_BASE_URL must be an https URL (http only on loopback)")
+        return url
+
+    @field_validator("graph_client_state")
+    @classmethod
+    def _client_state_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) > MAX_CLIENT_STATE:
+            raise ValueError(f"must be at most {MAX_CLIENT_STATE} characters (Graph's limit)")
+        return value
 
     @field_validator("coconut_webhook_secret", "coconut_api_key")
     @classmethod

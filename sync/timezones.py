@@ -3,6 +3,11 @@
 Exchange reports a mailbox's time zone mostly by its Windows name ("Pacific Standard Time"),
 sometimes by an IANA name. Events are written in that zone, under the name Graph gave, so that
 Outlook shows them exactly as the staff member's own appointments.
+
+Graph also reports names no mapping knows: Windows zones CLDR leaves out ("Mid-Atlantic Standard
+Time", "Kamchatka Standard Time") and custom zones ("Customized Time Zone",
+"tzone://Microsoft/Custom"). Those mailboxes get their events in UTC (`writing_zone`): the
+instants stay exact, and Outlook shows them in the staff member's own zone all the same.
 """
 
 from __future__ import annotations
@@ -34,6 +39,20 @@ def mailbox_zone(name: str) -> ZoneInfo:
     except (ZoneInfoNotFoundError, ValueError):
         # ValueError: not even a well-formed key (e.g. empty or a path).
         raise UnknownTimeZone(f"unknown time zone {name!r}") from None
+
+
+def is_understood(name: str) -> bool:
+    """Whether `mailbox_zone` knows this name."""
+    try:
+        mailbox_zone(name)
+    except UnknownTimeZone:
+        return False
+    return True
+
+
+def writing_zone(name: str) -> str:
+    """The zone to write a mailbox's events in: its own if understood, else UTC."""
+    return name if is_understood(name) else UTC_NAME
 
 
 def _is_ambiguous(local: datetime) -> bool:

@@ -25,6 +25,7 @@ from sync.desired_items import DesiredItemStore
 from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import Permanent, Retryable
 from sync.export.calendar_writer import CalendarWriter, ExportOutcome
+from sync.graph.errors import MailboxUnreachable
 from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent
 from sync.lease import HeldLease, LeaseHeld, StaffLease
 from sync.ops.disconnect import StaffDisconnect
@@ -53,6 +54,7 @@ from sync.telemetry import (
     record_queue_age,
     staff_context,
 )
+from sync.timezones import UTC_NAME, is_understood
 from sync.work import StaffSyncRequest
 
 log = logging.getLogger("sync.staff")
@@ -179,6 +181,8 @@ class StaffWorker:
         learned = StaffChanges(roster=Roster(email=email))
         try:
             user = await self._mailbox(staff_id, email, record)
+        except MailboxUnreachable as unreachable:
+            return _report("warning", "Warning", str(unreachable), learned)
         except Permanent as refused:
             return _report("error", "Error", str(refused), learned)
         if user is None:
@@ -205,10 +209,18 @@ class StaffWorker:
                 learned = learned.then(await self._subscribe(staff_id, user, record))
         except Permanent as failure:
             counted = learned.then(StaffChanges(outcome=Outcome(event_count=event_count)))
+            # A mailbox Graph cannot serve heals in Exchange, not here: a warning, and the
+            # timer's next cycle tries again (no poison message, no hot retry).
+            if isinstance(failure, MailboxUnreachable):
+                return _report("warning", "Warning", str(failure), counted)
             return _report("error", "Error", str(failure), counted)
         now = datetime.now(UTC)
         synced = Outcome(
-            status="Syncing", reason="", at=now, last_sync_at=now, event_count=event_count
+            status="Syncing",
+            reason=_zone_note(user),
+            at=now,
+            last_sync_at=now,
+            event_count=event_count,
         )
         return RunReport("synced", learned.then(StaffChanges(outcome=synced)), export)
 
@@ -271,7 +283,7 @@ class StaffWorker:
             and cached.resolved_at is not None
             and now - cached.resolved_at < MAILBOX_CACHE
         ):
-            return MailboxUser(cached.user_id, cached.time_zone or "UTC")
+            return MailboxUser(cached.user_id, cached.time_zone or UTC_NAME)
         user = await self._calendar.find_user(email)
         # Stored at once (not with the pass's outcome): a throttled pass keeps what it found.
         found = Mailbox(
@@ -328,6 +340,16 @@ def _report(
 ) -> RunReport:
     recorded = StaffChanges(outcome=Outcome(status=status, reason=reason, at=datetime.now(UTC)))
     return RunReport(outcome, (changes or StaffChanges()).then(recorded))
+
+
+def _zone_note(user: MailboxUser) -> str:
+    """What an administrator should know about the mailbox's time zone, if anything."""
+    if is_understood(user.time_zone):
+        return ""
+    return (
+        f"the mailbox time zone {user.time_zone!r} is not understood: events are written in "
+        "UTC, and Outlook shows them in the staff member's own zone"
+    )
 
 
 def _ms_since(moment: datetime) -> float:

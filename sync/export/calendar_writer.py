@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from typing import Any, Final
 
 from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, is_wanted_by
@@ -28,8 +29,14 @@ from sync.export.planning import (
     transaction_id,
 )
 from sync.export.rendering import EventDraft, render_event
-from sync.ports import ItemLinks, MailboxCalendar, MailboxUser, StaffItemRow
+from sync.graph.errors import GraphRefused
+from sync.ports import ItemLinks, MailboxCalendar, MailboxUser, StaffItemRow, WrittenEvent
+from sync.timezones import writing_zone
 
+# Graph's answer to a transaction id reused for a different body (graph/FACTS.md).
+DUPLICATE_TRANSACTION: Final = "ErrorDuplicateTransactionId"
+# A generation this high means something else is wrong: stop moving on and report it.
+MAX_GENERATION_SKIPS: Final = 1000
 # Changes applied at once: Graph allows 4 concurrent requests per mailbox.
 APPLY_CONCURRENCY = 4
 
@@ -54,8 +61,11 @@ def _link_of(row: StaffItemRow) -> EventLink | None:
 def desired_drafts(
     staff_id: str, items: dict[str, DesiredItem | None], zone_name: str
 ) -> dict[str, EventDraft]:
+    """The events the staff member should have, written in their mailbox's zone (UTC when
+    that zone is not understood: the instants stay exact)."""
+    zone = writing_zone(zone_name)
     return {
-        key: render_event(item, zone_name)
+        key: render_event(item, zone)
         for key, item in items.items()
         if item is not None and is_wanted_by(item, staff_id)
     }
@@ -194,38 +204,67 @@ class CalendarWriter:
     async def _create(
         self, staff_id: str, user: MailboxUser, row: StaffItemRow, change: CreateEvent
     ) -> None:
-        body = change.draft.to_graph()
-        written = None
-        generation, transaction = change.generation, change.transaction_id
-        if change.recover:
-            found = await self._calendar.find_events_for(user.id, change.item_key)
-            if found:
-                written, extras = found[0], found[1:]
-                for extra in extras:  # never leave two events for one item
-                    await self._calendar.delete_event(user.id, extra.id)
-                written = await self._calendar.update_event(user.id, written.id, body)
-            else:
-                # The first attempt may have made an event that a person has deleted since:
-                # its transaction id would answer with that dead event. Use the next one.
-                generation += 1
-                transaction = transaction_id(staff_id, change.item_key, generation)
+        key, body = change.item_key, change.draft.to_graph()
+        generation = change.generation
+        written = await self._adopt(user, key, body) if change.recover else None
+        if change.recover and written is None:
+            # The first attempt may have made an event that a person has deleted since: its
+            # transaction id would answer with that dead event. Use the next one.
+            generation += 1
         if written is None:
-            # Recorded before the call: if the answer is lost, the next run looks first.
-            pending = EventLink(
-                item_key=change.item_key, generation=generation, pending_create=True
-            )
-            row = await self._links.save_link(row, pending, done=False)
-            written = await self._calendar.create_event(
-                user.id, body, transaction_id=transaction, coconut_key=change.item_key
-            )
+            written, generation, row = await self._post(staff_id, user, row, key, body, generation)
         link = EventLink(
-            item_key=change.item_key,
+            item_key=key,
             event_id=written.id,
             content_hash=change.draft.content_hash(),
             change_key=written.change_key,
             generation=generation,
         )
         await self._links.save_link(row, link, done=True)
+
+    async def _adopt(
+        self, user: MailboxUser, key: str, body: dict[str, Any]
+    ) -> WrittenEvent | None:
+        """The item's event if an earlier attempt made it (extras deleted), brought to `body`."""
+        found = await self._calendar.find_events_for(user.id, key)
+        if not found:
+            return None
+        for extra in found[1:]:  # never leave two events for one item
+            await self._calendar.delete_event(user.id, extra.id)
+        return await self._calendar.update_event(user.id, found[0].id, body)
+
+    async def _post(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        row: StaffItemRow,
+        key: str,
+        body: dict[str, Any],
+        generation: int,
+    ) -> tuple[WrittenEvent, int, StaffItemRow]:
+        """POST the event under `generation`'s transaction id, the link written first (if the
+        answer is lost, the next run looks before it posts). A tenant that says the id was
+        used for a different event (`ErrorDuplicateTransactionId`, graph/FACTS.md) gets the
+        event found, or the next generation: never the same id again."""
+        while True:
+            pending = EventLink(item_key=key, generation=generation, pending_create=True)
+            row = await self._links.save_link(row, pending, done=False)
+            try:
+                written = await self._calendar.create_event(
+                    user.id,
+                    body,
+                    transaction_id=transaction_id(staff_id, key, generation),
+                    coconut_key=key,
+                )
+            except GraphRefused as refused:
+                if refused.code != DUPLICATE_TRANSACTION or generation >= MAX_GENERATION_SKIPS:
+                    raise
+                adopted = await self._adopt(user, key, body)
+                if adopted is not None:
+                    return adopted, generation, row
+                generation += 1
+                continue
+            return written, generation, row
 
     async def _drop(self, row: StaffItemRow, forget: bool) -> None:
         """After a removal: delete the row for an item deleted in Coconut, else keep it retired

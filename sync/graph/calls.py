@@ -91,13 +91,26 @@ def map_api_error(error: APIError, attempt: int) -> SyncError:
         return EventGone(answered, status=status, code=code)
     if status == 404:
         return MailboxUnreachable(
-            f"{answered}: Graph cannot serve this user's mailbox (on-premises, unlicensed or "
-            "inactive); check the mailbox in Exchange Online",
+            f"{answered}: Graph cannot serve this user's mailbox (on-premises in a hybrid "
+            "tenant, unlicensed or inactive); check the mailbox in Exchange Online. Its "
+            "appointments are written once it is reachable",
             status=status,
             code=code,
         )
-    if status in (401, 403):
-        return AccessDenied(answered, status=status, code=code)
+    if status == 401:
+        return AccessDenied(
+            f"{answered}: Graph refused the app's access token; check the app's identity "
+            "(managed identity or client secret) and its tenant",
+            status=status,
+            code=code,
+        )
+    if status == 403:
+        return AccessDenied(
+            f"Graph denied access to the mailbox ({status} {code or 'ErrorAccessDenied'}): "
+            "check the app's Exchange RBAC management scope",
+            status=status,
+            code=code,
+        )
     return GraphRefused(answered, status=status, code=code)
 
 
@@ -124,12 +137,20 @@ class GraphCaller:
     async def call(self, mailbox: str, operation: Callable[[], Awaitable[T]]) -> T:
         """Run one Graph request for `mailbox`, retrying short throttling waits."""
 
+        token_retried = False
+
         def worth_retrying(error: BaseException) -> bool:
+            nonlocal token_retried
+            if isinstance(error, AccessDenied) and error.status == 401 and not token_retried:
+                # A token problem (401 InvalidAuthenticationToken), not a permission: once more,
+                # with whatever token the credential hands out now.
+                token_retried = True
+                return True
             return isinstance(error, GraphRetryable) and error.delay <= self._max_inline_wait
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None
-            return error.delay if isinstance(error, GraphRetryable) else 1.0
+            return error.delay if isinstance(error, GraphRetryable) else 0.0
 
         retrying = AsyncRetrying(
             retry=retry_if_exception(worth_retrying),

@@ -63,7 +63,34 @@ class GraphSubscriptions:
                 pass  # removed on Graph's side: make a new one
         elif current.id:
             await self.remove(current.user_id or user_id, current.id)
+        # A create whose answer was lost left a subscription nobody recorded: reuse it rather
+        # than leave a duplicate that notifies twice until it expires.
+        orphan = await self._existing(staff_id, user_id)
+        if orphan is not None:
+            try:
+                return await self._renew(user_id, orphan, now + LIFETIME)
+            except SUBSCRIPTION_GONE:
+                pass
         return await self._create(staff_id, user_id, now + LIFETIME)
+
+    async def _existing(self, staff_id: str, user_id: str) -> str | None:
+        """The id of a subscription this app holds on the mailbox for this staff member (any
+        extra ones are deleted), or None."""
+        url = notification_url(self._public_base_url, NOTIFICATION_ROUTE, staff_id)
+        resource = f"users/{user_id}/events".casefold()
+        listed = await self._caller.call(
+            user_id, lambda: self._client.subscriptions.get(request_configuration=_config())
+        )
+        mine = [
+            found.id
+            for found in (listed.value if listed and listed.value else [])
+            if found.id
+            and (found.resource or "").strip("/").casefold() == resource
+            and found.notification_url == url
+        ]
+        for extra in mine[1:]:
+            await self.remove(user_id, extra)
+        return mine[0] if mine else None
 
     async def _create(self, staff_id: str, user_id: str, expires: datetime) -> SubscriptionState:
         body = Subscription(
