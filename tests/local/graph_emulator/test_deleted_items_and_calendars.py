@@ -226,3 +226,24 @@ async def test_series_moves_to_deleted_items_with_its_exceptions(
         "exception",
         "seriesMaster",
     ]
+
+
+async def test_create_in_another_calendar_stays_out_of_the_primary_one(
+    http: httpx.AsyncClient, emulator: GraphEmulator, jane: User
+) -> None:
+    personal = emulator.add_calendar(jane.id, "Personal")
+
+    created = await http.post(
+        f"/users/{jane.id}/calendars/{personal.id}/events", json=event_body("Private")
+    )
+    in_primary = await http.post(f"/users/{jane.id}/calendar/events", json=event_body("Work"))
+    primary = (await http.get(f"/users/{jane.id}/events", params={"$expand": "calendar"})).json()[
+        "value"
+    ]
+    unknown = await http.get(f"/users/{jane.id}/calendars/AAMkAGnothere/events")
+
+    assert created.status_code == 201
+    assert in_primary.status_code == 201
+    assert [(e["subject"], e["calendar"]["isDefaultCalendar"]) for e in primary] == [("Work", True)]
+    assert [e["subject"] for e in emulator.events(jane.id, personal.id)] == ["Private"]
+    assert unknown.json()["error"]["code"] == "ErrorItemNotFound"
