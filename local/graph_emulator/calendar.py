@@ -1,4 +1,5 @@
-"""One mailbox's primary calendar: create, read, update, delete, and expand recurring series.
+"""One mailbox's events: create, read, update, delete (to Deleted Items), move between
+calendars, and expand recurring series.
 
 Recurring series follow Exchange's model: a series master, derived occurrences (not stored),
 exceptions (an edited occurrence, stored with the occurrence's id) and cancelled occurrences
@@ -13,7 +14,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
-from local.graph_emulator.errors import GraphError, item_not_found
+from local.graph_emulator.errors import GraphError, duplicate_transaction, item_not_found
+from local.graph_emulator.folders import Folder, MailboxFolders
 from local.graph_emulator.model import (
     ExtendedProperty,
     StoredEvent,
@@ -26,6 +28,7 @@ from local.graph_emulator.model import (
 from local.graph_emulator.odata import normalize_property_id
 from local.graph_emulator.recurrence import occurrence_starts
 from local.graph_emulator.timezones import parse_date_time_time_zone, zone_for
+from local.graph_emulator.transactions import TransactionLedger, fingerprint
 
 # Properties Graph computes; a client that sends them is ignored rather than obeyed.
 READ_ONLY = frozenset(
@@ -79,25 +82,57 @@ class Change:
     etag: str
 
 
-class Calendar:
-    """The primary calendar of one mailbox. Not thread-safe: the state holds the lock."""
+class MailboxStore:
+    """The events of one mailbox: its calendars and Deleted Items. Ids are immutable and unique in
+    the mailbox, so `/events/{id}` finds an item in any folder. Writes that touch the primary
+    calendar queue a `Change` (what subscriptions on `users/{id}/events` hear about), which the
+    state takes with `take_changes`. Not thread-safe: the state holds the lock."""
 
     def __init__(self, mailbox: str, clock: Callable[[], datetime]) -> None:
         self.mailbox = mailbox
         self._clock = clock
+        self.folders = MailboxFolders()
         self._events: dict[str, StoredEvent] = {}
-        self._by_transaction: dict[str, StoredEvent] = {}  # live or deleted originals
+        self._transactions = TransactionLedger()
+        self._changes: list[Change] = []
+
+    @property
+    def primary(self) -> Folder:
+        return self.folders.primary
+
+    @property
+    def deleted_items(self) -> Folder:
+        return self.folders.deleted_items
 
     # ----- reads -----
 
-    def stored(self) -> list[StoredEvent]:
+    def stored(self, folder: str | None = None) -> list[StoredEvent]:
+        """Every stored item of one folder (default: the primary calendar): single instances,
+        series masters and exceptions."""
+        key = folder or self.primary.id
+        found = [ev for ev in self._events.values() if ev.folder == key]
+        return sorted(found, key=lambda ev: (ev.created, ev.id))
+
+    def stored_everywhere(self) -> list[StoredEvent]:
         return sorted(self._events.values(), key=lambda ev: (ev.created, ev.id))
 
-    def items(self) -> list[StoredEvent]:
-        """What `GET /events` lists: single instances and series masters."""
-        return [ev for ev in self.stored() if ev.kind in ("singleInstance", "seriesMaster")]
+    def items(self, folder: str | None = None) -> list[StoredEvent]:
+        """What `GET /events` lists: the single instances and series masters of one calendar
+        (default: the primary one; `/users/{id}/events` never lists other folders)."""
+        return [ev for ev in self.stored(folder) if ev.kind in ("singleInstance", "seriesMaster")]
 
-    def get(self, event_id: str) -> StoredEvent:
+    def get(self, event_id: str, folder: str | None = None) -> StoredEvent:
+        """An item by id, in any folder unless `folder` is given (`/calendar/events/{id}` and
+        `/calendars/{id}/events/{id}` see only their own calendar)."""
+        event = self._find(event_id)
+        if event is None or (folder is not None and event.folder != folder):
+            raise item_not_found()
+        return event
+
+    def folder_of(self, event: StoredEvent) -> Folder:
+        return self.folders.by_id(event.folder)
+
+    def _find(self, event_id: str) -> StoredEvent | None:
         event = self._events.get(event_id)
         if event is not None:
             return event
@@ -108,12 +143,16 @@ class Calendar:
                 for occurrence in self._occurrences(master, parsed[1], parsed[1] + timedelta(1)):
                     if occurrence.id == event_id:
                         return occurrence
-        raise item_not_found()
+        return None
 
-    def view(self, start: datetime, end: datetime) -> list[StoredEvent]:
-        """Every instance overlapping [start, end): what `calendarView` returns."""
+    def view(self, start: datetime, end: datetime, folder: str | None = None) -> list[StoredEvent]:
+        """Every instance of one calendar (default: the primary one) overlapping [start, end):
+        what `calendarView` returns."""
+        key = folder or self.primary.id
         found: list[StoredEvent] = []
         for event in self._events.values():
+            if event.folder != key:
+                continue
             if event.kind == "seriesMaster":
                 found.extend(
                     occ
@@ -124,11 +163,15 @@ class Calendar:
                 found.append(event)  # exceptions come with their series, above
         return sorted(found, key=lambda ev: (ev.start, ev.end, ev.id))
 
-    def instances(self, master_id: str, start: datetime, end: datetime) -> list[StoredEvent]:
-        master = self.get(master_id)
+    def instances(
+        self, master_id: str, start: datetime, end: datetime, folder: str | None = None
+    ) -> list[StoredEvent]:
+        master = self.get(master_id, folder)
         if master.kind != "seriesMaster":
             return [master] if master.start < end and master.end > start else []
-        return [ev for ev in self.view(start, end) if ev.series_master_id == master.id]
+        return [
+            ev for ev in self.view(start, end, master.folder) if ev.series_master_id == master.id
+        ]
 
     def _occurrences(
         self, master: StoredEvent, start: datetime, end: datetime
@@ -169,17 +212,31 @@ class Calendar:
             )
         return out
 
+    def take_changes(self) -> list[Change]:
+        changes, self._changes = self._changes, []
+        return changes
+
     # ----- writes -----
 
-    def create(self, body: Mapping[str, Any], transaction_policy: str) -> tuple[StoredEvent, bool]:
-        """(event, created?): a repeated `transactionId` answers with the original instead."""
+    def create(
+        self, body: Mapping[str, Any], transaction_policy: str, folder: str | None = None
+    ) -> tuple[StoredEvent, bool]:
+        """(event, created?): a repeated `transactionId` answers with the original instead, or
+        with 400 `ErrorDuplicateTransactionId` when the body describes a different event."""
         transaction_id = body.get("transactionId")
-        if isinstance(transaction_id, str) and transaction_id:
-            original = self._by_transaction.get(transaction_id)
-            if original is not None:
-                alive = original.id in self._events
-                if alive or transaction_policy == TRANSACTION_RETURN_ORIGINAL:
-                    return self._events.get(original.id, original), False
+        transaction_id = transaction_id if isinstance(transaction_id, str) else None
+        body_fingerprint = fingerprint(body)
+        if transaction_id:
+            binding = self._transactions.find(transaction_id)
+            if binding is not None:
+                original = binding.event
+                in_calendar = (
+                    original.id in self._events and original.folder != self.deleted_items.id
+                )
+                if in_calendar or transaction_policy == TRANSACTION_RETURN_ORIGINAL:
+                    if binding.fingerprint != body_fingerprint:
+                        raise duplicate_transaction()
+                    return original, False
         if "start" not in body or "end" not in body:
             raise GraphError(400, "ErrorInvalidRequest", "An event needs both 'start' and 'end'.")
         now = self._clock()
@@ -196,20 +253,28 @@ class Calendar:
             body_content="",
             single_properties={},
             multi_properties={},
-            transaction_id=transaction_id if isinstance(transaction_id, str) else None,
+            transaction_id=transaction_id,
             created=now,
             modified=now,
             change_key=new_change_key(),
             ical_uid=new_ical_uid(),
+            folder=folder or self.primary.id,
         )
         self._apply(event, body, creating=True)
         self._events[event.id] = event
-        if event.transaction_id:
-            self._by_transaction[event.transaction_id] = event
+        if transaction_id:
+            self._transactions.bind(transaction_id, event, body_fingerprint)
+        self._record("created", event)
         return event, True
 
-    def update(self, event_id: str, body: Mapping[str, Any], if_match: str | None) -> StoredEvent:
-        event = self.get(event_id)
+    def update(
+        self,
+        event_id: str,
+        body: Mapping[str, Any],
+        if_match: str | None,
+        folder: str | None = None,
+    ) -> StoredEvent:
+        event = self.get(event_id, folder)
         _check_etag(event, if_match)
         if event.kind == "occurrence":
             event = self._materialise_exception(event)
@@ -220,23 +285,86 @@ class Calendar:
         event.modified = self._clock()
         if event.kind == "exception":
             self._touch_master(event)
+            # A change to an occurrence is reported on its series master.
+            self._record("updated", self._events.get(event.series_master_id or "", event))
+        else:
+            self._record("updated", event)
         return event
 
-    def delete(self, event_id: str, if_match: str | None) -> StoredEvent:
-        """Remove an item; for an occurrence or exception, cancel that one occurrence."""
-        event = self.get(event_id)
+    def delete(self, event_id: str, if_match: str | None, folder: str | None = None) -> StoredEvent:
+        """Graph's DELETE, and a person's delete in Outlook: the item moves to Deleted Items
+        (its id keeps resolving there); an occurrence or exception is cancelled on its series;
+        an item already in Deleted Items is removed for good."""
+        event = self.get(event_id, folder)
         _check_etag(event, if_match)
         if event.kind in ("occurrence", "exception"):
-            master = self._events[event.series_master_id or ""]
-            self._events.pop(event.id, None)
-            if event.original_start is not None:
-                master.cancelled_starts.add(event.original_start)
-            self._touch_master(event)
-            return master
-        if event.kind == "seriesMaster":
-            self._drop_exceptions(event)
-        del self._events[event.id]
+            return self._cancel_occurrence(event)
+        if event.folder == self.deleted_items.id:
+            self._purge(event)
+            return event
+        self._move(event, self.deleted_items.id)
         return event
+
+    def permanent_delete(self, event_id: str, folder: str | None = None) -> StoredEvent:
+        """`permanentDelete`: gone from every folder; its id answers 404 from now on."""
+        event = self.get(event_id, folder)
+        if event.kind in ("occurrence", "exception"):
+            return self._cancel_occurrence(event)
+        self._purge(event)
+        return event
+
+    def move(self, event_id: str, folder_id: str) -> StoredEvent:
+        """A person moving an event (a whole series) to another folder of the mailbox."""
+        event = self.get(event_id)
+        if event.kind in ("occurrence", "exception"):
+            raise GraphError(
+                400, "ErrorInvalidRequest", "An occurrence moves only with its whole series."
+            )
+        self._move(event, self.folders.by_id(folder_id).id)
+        return event
+
+    def _cancel_occurrence(self, event: StoredEvent) -> StoredEvent:
+        master = self._events[event.series_master_id or ""]
+        self._events.pop(event.id, None)
+        if event.original_start is not None:
+            master.cancelled_starts.add(event.original_start)
+        self._touch_master(event)
+        self._record("updated", master)
+        return master
+
+    def _move(self, event: StoredEvent, folder_id: str) -> None:
+        """Move an item (a series with its exceptions) between folders; the primary calendar's
+        subscribers see it leave as `deleted` or arrive as `created`."""
+        before = event.folder
+        if before == folder_id:
+            return
+        for item in [event, *self._exceptions_of(event)]:
+            item.folder = folder_id
+        event.change_key = new_change_key()
+        event.modified = self._clock()
+        if before == self.primary.id:
+            self._record("deleted", event, folder=before)
+        else:
+            self._record("created", event)
+
+    def _purge(self, event: StoredEvent) -> None:
+        before = event.folder
+        for item in [event, *self._exceptions_of(event)]:
+            self._events.pop(item.id, None)
+        self._record("deleted", event, folder=before)
+
+    def _exceptions_of(self, event: StoredEvent) -> list[StoredEvent]:
+        if event.kind != "seriesMaster":
+            return []
+        return [
+            ev
+            for ev in self._events.values()
+            if ev.kind == "exception" and ev.series_master_id == event.id
+        ]
+
+    def _record(self, change_type: str, event: StoredEvent, folder: str | None = None) -> None:
+        if (folder or event.folder) == self.primary.id:
+            self._changes.append(Change(change_type, event.id, event.etag))
 
     # ----- helpers -----
 

@@ -137,6 +137,41 @@ def faults(client: httpx.Client, args: argparse.Namespace) -> int:
     return 0
 
 
+def fault_add(client: httpx.Client, args: argparse.Namespace) -> int:
+    """Add rules next to the current ones; prints their names (for `fault-clear`)."""
+    rule = json.loads(Path(args.file).read_text() if args.file else args.rule)
+    names = _check(client.post("/faults", json=rule)).json()["names"]
+    Console().print("\n".join(names))
+    return 0
+
+
+def fault_clear(client: httpx.Client, args: argparse.Namespace) -> int:
+    _check(client.delete(f"/faults/{args.name}"))
+    return 0
+
+
+def mailbox(client: httpx.Client, args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"hasMailbox": args.enable}
+    if args.error:
+        body["mailboxError"] = args.error
+    if args.access_denied is not None:
+        body["accessDenied"] = args.access_denied == "on"
+    Console().print_json(data=_check(client.patch(f"/users/{args.user}", json=body)).json())
+    return 0
+
+
+def move_event(client: httpx.Client, args: argparse.Namespace) -> int:
+    url = f"/users/{args.user}/events/{args.event}/move"
+    _check(client.post(url, json={"calendar": args.calendar}))
+    return 0
+
+
+def delete_event(client: httpx.Client, args: argparse.Namespace) -> int:
+    params = {"permanent": "true"} if args.permanent else None
+    _check(client.delete(f"/users/{args.user}/events/{args.event}", params=params))
+    return 0
+
+
 def lifecycle(client: httpx.Client, args: argparse.Namespace) -> int:
     url = f"/subscriptions/{args.subscription}/lifecycle"
     _check(client.post(url, json={"lifecycleEvent": args.event}))
@@ -167,6 +202,11 @@ COMMANDS = {
     "reset": reset,
     "throttle": throttle,
     "faults": faults,
+    "fault-add": fault_add,
+    "fault-clear": fault_clear,
+    "mailbox": mailbox,
+    "move-event": move_event,
+    "delete-event": delete_event,
     "lifecycle": lifecycle,
     "invalidate-delta": invalidate_delta,
 }
@@ -204,6 +244,26 @@ def _parser() -> argparse.ArgumentParser:
     group = fault.add_mutually_exclusive_group(required=True)
     group.add_argument("--file")
     group.add_argument("--clear", action="store_true")
+    added = remote("fault-add", "add fault rules (JSON: one rule or {rules: [...]})")
+    source = added.add_mutually_exclusive_group(required=True)
+    source.add_argument("--rule", help="the rule as JSON text")
+    source.add_argument("--file", help="a JSON file")
+    remote("fault-clear", "remove one fault rule by name").add_argument("name")
+    box = remote("mailbox", "make a user's mailbox reachable through Graph, or not")
+    box.add_argument("--user", required=True, help="user id or UPN")
+    switch = box.add_mutually_exclusive_group(required=True)
+    switch.add_argument("--enable", dest="enable", action="store_true")
+    switch.add_argument("--disable", dest="enable", action="store_false")
+    box.add_argument("--error", choices=["MailboxNotEnabledForRESTAPI", "ResourceNotFound"])
+    box.add_argument("--access-denied", choices=["on", "off"])
+    move = remote("move-event", "as the person: move an event to another calendar")
+    move.add_argument("--user", required=True)
+    move.add_argument("--event", required=True)
+    move.add_argument("--calendar", required=True, help="calendar id or name, or deletedItems")
+    delete = remote("delete-event", "as the person: delete an event (to Deleted Items)")
+    delete.add_argument("--user", required=True)
+    delete.add_argument("--event", required=True)
+    delete.add_argument("--permanent", action="store_true", help="purge it instead")
     life = remote("lifecycle", "send a lifecycle notification for a subscription")
     life.add_argument("--subscription", required=True)
     life.add_argument(

@@ -1,6 +1,7 @@
-"""The control API under `/_emulator/`: seed users, act as a person in Outlook, configure
-throttling and faults, trigger lifecycle notifications, invalidate delta tokens, read counters
-and reset. Not part of Graph: no throttling, no faults, no counters here."""
+"""The control API under `/_emulator/`: seed users, switch their mailboxes on and off, act as a
+person in Outlook (create, edit, delete, move between calendars), configure throttling and
+faults, trigger lifecycle notifications, invalidate delta tokens, read counters and reset. Not
+part of Graph: no throttling, no faults, no counters here."""
 
 from __future__ import annotations
 
@@ -65,6 +66,7 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
             user_id=body.get("id"),
             has_mailbox=bool(body.get("hasMailbox", True)),
             access_denied=bool(body.get("accessDenied", False)),
+            mailbox_error=str(body.get("mailboxError", "MailboxNotEnabledForRESTAPI")),
         )
         return JSONResponse(created.to_control(), status_code=201)
 
@@ -73,7 +75,19 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
         return JSONResponse(changed.to_control())
 
     async def events(request: Request) -> Response:
-        return JSONResponse({"value": state.full_events(user(request).id)})
+        folder = request.query_params.get("calendar")
+        return JSONResponse({"value": state.full_events(user(request).id, folder)})
+
+    async def calendars(request: Request) -> Response:
+        with state.lock:
+            folders = state.calendar(user(request).id).folders
+            value = [f.to_control() for f in [*folders.calendars(), folders.deleted_items]]
+        return JSONResponse({"value": value})
+
+    async def add_calendar(request: Request) -> Response:
+        body = await _json(request)
+        folder = state.add_calendar(user(request).id, str(body.get("name", "")))
+        return JSONResponse(folder.to_control(), status_code=201)
 
     async def calendar_view(request: Request) -> Response:
         owner = user(request)
@@ -93,7 +107,8 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
         body = await _json(request)
         schema.validate("event", body)
         with state.lock:
-            event, _ = state.create_event(owner.id, body)
+            folder = _calendar_id(state, owner, request.query_params.get("calendar"))
+            event, _ = state.create_event(owner.id, body, folder)
             return JSONResponse(render_event(event, owner, View()), status_code=201)
 
     async def person_update(request: Request) -> Response:
@@ -105,8 +120,20 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
             return JSONResponse(render_event(event, owner, View()))
 
     async def person_delete(request: Request) -> Response:
-        state.delete_event(user(request).id, request.path_params["event"])
+        """To Deleted Items, as Outlook's Delete does; `?permanent=true` purges (Shift+Delete)."""
+        owner, event_id = user(request), request.path_params["event"]
+        if request.query_params.get("permanent", "").lower() == "true":
+            state.permanently_delete_event(owner.id, event_id)
+        else:
+            state.delete_event(owner.id, event_id)
         return Response(status_code=204)
+
+    async def person_move(request: Request) -> Response:
+        owner = user(request)
+        body = await _json(request)
+        with state.lock:
+            event = state.move_event(owner.id, request.path_params["event"], str(body["calendar"]))
+            return JSONResponse(render_event(event, owner, View()))
 
     async def invalidate_delta(request: Request) -> Response:
         return JSONResponse({"invalidated": state.invalidate_delta(user(request).id)})
@@ -139,8 +166,19 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
         state.faults.configure(rules, int(body.get("seed", 0)))
         return JSONResponse(state.faults.to_json())
 
+    async def add_faults(request: Request) -> Response:
+        body = await _json(request)
+        raw = body.get("rules", [body] if "kind" in body else [])
+        names = state.faults.add([FaultRule.from_json(rule) for rule in raw])
+        return JSONResponse({"names": names}, status_code=201)
+
     async def clear_faults(_: Request) -> Response:
         state.faults.configure((), 0)
+        return Response(status_code=204)
+
+    async def clear_fault(request: Request) -> Response:
+        if not state.faults.remove(request.path_params["name"]):
+            raise KeyError(request.path_params["name"])
         return Response(status_code=204)
 
     async def counters(_: Request) -> Response:
@@ -183,17 +221,22 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
         ("/users", list_users, ["GET"]),
         ("/users", add_user, ["POST"]),
         ("/users/{user}", update_user, ["PATCH"]),
+        ("/users/{user}/calendars", calendars, ["GET"]),
+        ("/users/{user}/calendars", add_calendar, ["POST"]),
         ("/users/{user}/events", events, ["GET"]),
         ("/users/{user}/events", person_create, ["POST"]),
         ("/users/{user}/events/{event}", person_update, ["PATCH"]),
         ("/users/{user}/events/{event}", person_delete, ["DELETE"]),
+        ("/users/{user}/events/{event}/move", person_move, ["POST"]),
         ("/users/{user}/calendar-view", calendar_view, ["GET"]),
         ("/users/{user}/delta-tokens/invalidate", invalidate_delta, ["POST"]),
         ("/throttling", get_throttling, ["GET"]),
         ("/throttling", put_throttling, ["PUT"]),
         ("/faults", get_faults, ["GET"]),
         ("/faults", put_faults, ["PUT"]),
+        ("/faults", add_faults, ["POST"]),
         ("/faults", clear_faults, ["DELETE"]),
+        ("/faults/{name}", clear_fault, ["DELETE"]),
         ("/counters", counters, ["GET"]),
         ("/subscriptions", subscriptions, ["GET"]),
         ("/subscriptions/{sub}/lifecycle", lifecycle, ["POST"]),
@@ -202,6 +245,15 @@ def control_routes(state: EmulatorState, schema: GraphSchema) -> list[Route]:
         ("/settings", put_settings, ["PUT"]),
     ]
     return [Route(base + path, guarded(fn), methods=methods) for path, fn, methods in table]
+
+
+def _calendar_id(state: EmulatorState, owner: User, key: str | None) -> str | None:
+    if not key:
+        return None
+    folder = state.calendar(owner.id).folders.find(key)
+    if folder is None or not folder.is_calendar:
+        raise KeyError(key)
+    return folder.id
 
 
 async def _json(request: Request) -> dict[str, Any]:

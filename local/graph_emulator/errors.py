@@ -77,3 +77,51 @@ def format_retry_after(seconds: float) -> str:
     if float(seconds).is_integer():
         return str(int(seconds))
     return f"{seconds:.3f}".rstrip("0")
+
+
+# What a mailbox endpoint answers for a user whose mailbox Graph cannot serve (on-premises in a
+# hybrid tenant, unlicensed, inactive, soft-deleted): microsoft-graph-docs issues 5888, 6305.
+MAILBOX_ERRORS = {
+    "MailboxNotEnabledForRESTAPI": (
+        "The mailbox is either inactive, soft-deleted, or is hosted on-premise."
+    ),
+    "ResourceNotFound": "Resource could not be discovered.",
+}
+
+
+def mailbox_unavailable(code: str) -> GraphError:
+    return GraphError(404, code, MAILBOX_ERRORS[code])
+
+
+def access_denied() -> GraphError:
+    # The mailbox is outside the app's Exchange RBAC scope (application-rbac).
+    return GraphError(
+        403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
+    )
+
+
+def invalid_token() -> GraphError:
+    return GraphError(
+        401,
+        "InvalidAuthenticationToken",
+        "Access token has expired or is not yet valid.",
+        {"WWW-Authenticate": 'Bearer realm="", error="invalid_token"'},
+    )
+
+
+def internal_server_error() -> GraphError:
+    return GraphError(
+        500,
+        "ErrorInternalServerError",
+        "An internal server error occurred. The operation failed.",
+    )
+
+
+def duplicate_transaction() -> GraphError:
+    # The wording real tenants answer with (alcionai/corso#2490).
+    return GraphError(
+        400,
+        "ErrorDuplicateTransactionId",
+        "Your request can't be completed. The TransactionId specified in the request has "
+        "already been used to create a different event.",
+    )

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote, unquote, unquote_plus
 
+from local.graph_emulator.calendar import MailboxStore
 from local.graph_emulator.delta import (
     DEFAULT_DELTA_PAGE_SIZE,
     DeltaRound,
@@ -20,13 +21,15 @@ from local.graph_emulator.delta import (
 )
 from local.graph_emulator.errors import (
     GraphError,
+    access_denied,
     bad_request,
     invalid_body,
     invalid_user,
+    mailbox_unavailable,
     user_not_found,
 )
-from local.graph_emulator.faults import service_unavailable
-from local.graph_emulator.model import StoredEvent, User
+from local.graph_emulator.faults import FaultRule, service_unavailable
+from local.graph_emulator.model import ExtendedProperty, StoredEvent, User, parse_occurrence_id
 from local.graph_emulator.notifications import Subscription, validate_endpoint
 from local.graph_emulator.odata import (
     Preferences,
@@ -120,9 +123,14 @@ class GraphResponse:
 Handler = Callable[[GraphRequest, dict[str, str]], Awaitable[GraphResponse]]
 
 _USER = r"/users/(?P<user>[^/]+)"
-_EVENTS = _USER + r"/(?:calendar/)?events"
+# `/events` is the mailbox (an id resolves in any folder; the collection is the primary
+# calendar), `/calendar/events` the primary calendar only, `/calendars/{id}/events` that calendar.
+_SCOPE = r"(?:(?P<primary>calendar)/|calendars/(?P<cal>[^/]+)/)?"
+_EVENTS = _USER + "/" + _SCOPE + "events"
 _EVENT = _EVENTS + r"/(?P<event>[^/]+)"
-_VIEW = _USER + r"/(?:calendar/)?calendarView"
+_VIEW = _USER + "/" + _SCOPE + "calendarView"
+_ABOUT_EVENT = re.compile(_EVENT + r"(?:/.*)?", re.I)
+_EVENT_COLLECTION = re.compile(_EVENTS, re.I)
 
 
 class GraphApi:
@@ -134,15 +142,23 @@ class GraphApi:
             ("GET", re.compile(_USER, re.I), self.get_user),
             ("GET", re.compile(_USER + "/mailboxSettings", re.I), self.mailbox_settings),
             ("GET", re.compile(_USER + "/mailboxSettings/timeZone", re.I), self.time_zone),
+            ("GET", re.compile(_USER + "/calendars", re.I), self.list_calendars),
+            ("GET", re.compile(_USER + "/calendar", re.I), self.get_calendar),
+            ("GET", re.compile(_USER + r"/calendars/(?P<cal>[^/]+)", re.I), self.get_calendar),
             ("GET", re.compile(_EVENTS, re.I), self.list_events),
             ("POST", re.compile(_EVENTS, re.I), self.create_event),
             ("GET", re.compile(_EVENT, re.I), self.get_event),
             ("PATCH", re.compile(_EVENT, re.I), self.update_event),
             ("DELETE", re.compile(_EVENT, re.I), self.delete_event),
             ("POST", re.compile(_EVENT + "/cancel", re.I), self.cancel_event),
+            ("POST", re.compile(_EVENT + "/permanentDelete", re.I), self.permanent_delete),
             ("GET", re.compile(_EVENT + "/instances", re.I), self.instances),
             ("GET", re.compile(_VIEW, re.I), self.calendar_view),
-            ("GET", re.compile(_VIEW + r"/delta(?:\(\))?", re.I), self.delta),
+            (
+                "GET",
+                re.compile(_USER + r"/(?:calendar/)?calendarView/delta(?:\(\))?", re.I),
+                self.delta,
+            ),
             ("GET", re.compile("/subscriptions", re.I), self.list_subscriptions),
             ("POST", re.compile("/subscriptions", re.I), self.create_subscription),
             ("GET", re.compile(r"/subscriptions/(?P<sub>[^/]+)", re.I), self.get_subscription),
@@ -165,20 +181,21 @@ class GraphApi:
     async def handle(self, request: GraphRequest) -> GraphResponse:
         """Faults, then throttling, then the handler; every outcome is counted per mailbox."""
         request_id = request.headers.get("client-request-id") or str(uuid.uuid4())
-        mailbox = self.mailbox_of(request.path)
-        decision = self.state.faults.decide(request.method, request.path)
+        owner = self._mailbox_owner(request.path)
+        mailbox = None if owner is None else owner.id
+        decision = self.state.faults.decide(
+            request.method,
+            request.path,
+            owner,
+            lambda rule: self._concerns(request, owner, rule),
+        )
         try:
             if decision.refuse is not None:
                 raise decision.refuse
-            if mailbox is not None:
-                self.state.throttle.admit(mailbox)
-            try:
-                if decision.latency:
-                    await asyncio.sleep(decision.latency)
-                response = await self.dispatch(request)
-            finally:
-                if mailbox is not None:
-                    self.state.throttle.release(mailbox)
+            if decision.drop:  # nothing is applied; the client sees the connection close
+                response = GraphResponse(500, drop_connection=True)
+            else:
+                response = await self._admitted(request, mailbox, decision.latency)
         except GraphError as error:
             response = GraphResponse.from_error(error, request_id)
         if decision.lose_response == "drop":
@@ -191,13 +208,73 @@ class GraphApi:
         self.state.count(mailbox, request.method, status)
         return response
 
+    async def _admitted(
+        self, request: GraphRequest, mailbox: str | None, latency: float
+    ) -> GraphResponse:
+        if mailbox is not None:
+            self.state.throttle.admit(mailbox)
+        try:
+            if latency:
+                await asyncio.sleep(latency)
+            return await self.dispatch(request)
+        finally:
+            if mailbox is not None:
+                self.state.throttle.release(mailbox)
+
     def mailbox_of(self, path: str) -> str | None:
         """The mailbox an Outlook request addresses (`/users/{x}/…`); None for directory calls."""
+        owner = self._mailbox_owner(path)
+        return None if owner is None else owner.id
+
+    def _mailbox_owner(self, path: str) -> User | None:
         match = re.match(r"/users/([^/]+)/(.+)", path, re.I)
-        if match is None:
-            return None
-        user = self.state.find_user(match.group(1))
-        return None if user is None else user.id
+        return None if match is None else self.state.find_user(match.group(1))
+
+    def _concerns(self, request: GraphRequest, owner: User | None, rule: FaultRule) -> bool:
+        """Is this request about the event a failingEvent rule names: an item request for it, a
+        create carrying its property value, or a `$filter` looking for that value?"""
+        if owner is None:
+            return False
+        path = request.path.rstrip("/")
+        item = _ABOUT_EVENT.fullmatch(path)
+        if item is not None:
+            event_id = item.group("event")
+            occurrence = parse_occurrence_id(event_id)
+            if rule.event_id is not None and rule.event_id in (
+                event_id,
+                occurrence[0] if occurrence else None,
+            ):
+                return True
+            if rule.property_value is None:
+                return False
+            with self.state.lock:
+                try:
+                    event = self.state.calendar(owner.id).get(event_id)
+                except GraphError:
+                    return False
+                return _carries(event.single_properties, rule)
+        if rule.property_value is None or _EVENT_COLLECTION.fullmatch(path) is None:
+            return False
+        if request.method == "POST":
+            try:
+                body = request.json()
+            except GraphError:
+                return False
+            props = body.get("singleValueExtendedProperties") if isinstance(body, dict) else None
+            return any(
+                isinstance(prop, dict)
+                and prop.get("value") == rule.property_value
+                and _same_property(str(prop.get("id")), rule)
+                for prop in (props if isinstance(props, list) else [])
+            )
+        text = request.query.get("$filter")
+        if not text:
+            return False
+        try:
+            wanted = parse_extended_property_filter(text)
+        except GraphError:
+            return False
+        return wanted.value == rule.property_value and _same_property(wanted.property_id, rule)
 
     async def dispatch(self, request: GraphRequest) -> GraphResponse:
         if request.path.rstrip("/").lower() == "/$batch" and request.method == "POST":
@@ -221,20 +298,42 @@ class GraphApi:
     # ----- helpers -----
 
     def _mailbox(self, key: str) -> User:
+        """The user whose mailbox a request addresses, or the answer Graph gives when there is
+        none it can serve: unknown user, outside the app's RBAC scope, mailbox not reachable."""
         user = self.state.find_user(key)
         if user is None:
             raise invalid_user()
         if user.access_denied:
-            raise GraphError(
-                403, "ErrorAccessDenied", "Access is denied. Check credentials and try again."
-            )
+            raise access_denied()
         if not user.has_mailbox:
-            raise GraphError(
-                404,
-                "MailboxNotEnabledForRESTAPI",
-                "The mailbox is either inactive, soft-deleted, or is hosted on-premise.",
-            )
+            raise mailbox_unavailable(user.mailbox_error)
         return user
+
+    def _store(self, user: User) -> MailboxStore:
+        return self.state.calendar(user.id)
+
+    def _scope(self, user: User, args: dict[str, str]) -> str | None:
+        """The folder a URL confines an event to: None for `/events` (the whole mailbox)."""
+        store = self._store(user)
+        if args.get("cal"):
+            return store.folders.calendar(args["cal"]).id
+        if args.get("primary"):
+            return store.primary.id
+        return None
+
+    def _present(
+        self, event: StoredEvent, user: User, view: View, request: GraphRequest
+    ) -> dict[str, Any]:
+        """An event as a read answers it: which calendar holds it (the navigation link Graph
+        adds; `$expand=calendar` for the calendar itself)."""
+        rendered = render_event(event, user, view)
+        folder = self._store(user).folder_of(event)
+        link = f"{request.base_url}/users('{user.id}')/calendars('{folder.id}')"
+        rendered["calendar@odata.associationLink"] = f"{link}/$ref"
+        rendered["calendar@odata.navigationLink"] = link
+        if view.expansion.calendar:
+            rendered["calendar"] = folder.to_graph(user)
+        return rendered
 
     def _body_object(self, request: GraphRequest, *, required: bool = True) -> dict[str, Any]:
         body = request.json()
@@ -337,16 +436,37 @@ class GraphApi:
         context = self._context(request, f"users('{user.id}')/mailboxSettings/timeZone")
         return self._ok({"@odata.context": context, "value": user.time_zone}, request)
 
+    # ----- calendars -----
+
+    async def list_calendars(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
+        user = self._mailbox(args["user"])
+        with self.state.lock:
+            rendered = [c.to_graph(user) for c in self._store(user).folders.calendars()]
+        return self._page(
+            request, rendered, self._context(request, f"users('{user.id}')/calendars")
+        )
+
+    async def get_calendar(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
+        user = self._mailbox(args["user"])
+        with self.state.lock:
+            folders = self._store(user).folders
+            folder = folders.calendar(args["cal"]) if args.get("cal") else folders.primary
+            body = {
+                "@odata.context": self._context(request, f"users('{user.id}')/calendars/$entity")
+            }
+            body.update(folder.to_graph(user))
+        return self._ok(body, request, applied=False)
+
     # ----- events -----
 
     async def list_events(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
         user = self._mailbox(args["user"])
         view = self._view(request)
         with self.state.lock:
-            events = self.state.calendar(user.id).items()
+            events = self._store(user).items(self._scope(user, args))
             events = _filtered(events, request.query.get("$filter"))
             events = _ordered(events, request.query.get("$orderby"))
-            rendered = [render_event(ev, user, view) for ev in events]
+            rendered = [self._present(ev, user, view, request) for ev in events]
         return self._page(request, rendered, self._context(request, f"users('{user.id}')/events"))
 
     async def create_event(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
@@ -354,7 +474,7 @@ class GraphApi:
         body = self._body_object(request)
         self._validate("event", body)
         with self.state.lock:
-            event, _ = self.state.create_event(user.id, body)
+            event, _ = self.state.create_event(user.id, body, self._scope(user, args))
             rendered = render_event(event, user, View(prefs=request.prefs))
         return self._entity(request, user, rendered, status=201)
 
@@ -362,8 +482,8 @@ class GraphApi:
         user = self._mailbox(args["user"])
         view = self._view(request)
         with self.state.lock:
-            event = self.state.calendar(user.id).get(args["event"])
-            rendered = render_event(event, user, view)
+            event = self._store(user).get(args["event"], self._scope(user, args))
+            rendered = self._present(event, user, view, request)
         return self._entity(request, user, rendered)
 
     async def update_event(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
@@ -372,14 +492,21 @@ class GraphApi:
         self._validate("event", body, partial=True)
         with self.state.lock:
             event = self.state.update_event(
-                user.id, args["event"], body, request.headers.get("if-match")
+                user.id,
+                args["event"],
+                body,
+                request.headers.get("if-match"),
+                self._scope(user, args),
             )
             rendered = render_event(event, user, View(prefs=request.prefs))
         return self._entity(request, user, rendered)
 
     async def delete_event(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
         user = self._mailbox(args["user"])
-        self.state.delete_event(user.id, args["event"], request.headers.get("if-match"))
+        with self.state.lock:
+            self.state.delete_event(
+                user.id, args["event"], request.headers.get("if-match"), self._scope(user, args)
+            )
         return GraphResponse(204)
 
     async def cancel_event(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
@@ -389,9 +516,19 @@ class GraphApi:
             self.schema.validate_action("cancel", body)
         except InvalidBody as exc:
             raise invalid_body(str(exc)) from None
-        # The mailbox owner organises every event here, so cancel removes it for the organizer.
-        self.state.delete_event(user.id, args["event"])
+        # The mailbox owner organises every event here: cancelling deletes it for the organizer
+        # (to Deleted Items) after the cancellations went out.
+        with self.state.lock:
+            self.state.delete_event(user.id, args["event"], folder=self._scope(user, args))
         return GraphResponse(202)
+
+    async def permanent_delete(self, request: GraphRequest, args: dict[str, str]) -> GraphResponse:
+        user = self._mailbox(args["user"])
+        if self._body_object(request, required=False):
+            raise invalid_body("permanentDelete takes no parameters.")
+        with self.state.lock:
+            self.state.permanently_delete_event(user.id, args["event"], self._scope(user, args))
+        return GraphResponse(204)
 
     def _entity(
         self, request: GraphRequest, user: User, rendered: dict[str, Any], status: int = 200
@@ -405,9 +542,9 @@ class GraphApi:
         start, end = _window(request.query)
         view = self._view(request)
         with self.state.lock:
-            found = self.state.calendar(user.id).instances(args["event"], start, end)
+            found = self._store(user).instances(args["event"], start, end, self._scope(user, args))
             found = _filtered(found, request.query.get("$filter"))
-            rendered = [render_event(ev, user, view) for ev in found]
+            rendered = [self._present(ev, user, view, request) for ev in found]
         context = self._context(request, f"users('{user.id}')/events('{args['event']}')/instances")
         return self._page(request, rendered, context)
 
@@ -416,10 +553,10 @@ class GraphApi:
         start, end = _window(request.query)
         view = self._view(request)
         with self.state.lock:
-            found = self.state.calendar(user.id).view(start, end)
+            found = self._store(user).view(start, end, self._scope(user, args))
             found = _filtered(found, request.query.get("$filter"))
             found = _ordered(found, request.query.get("$orderby"))
-            rendered = [render_event(ev, user, view) for ev in found]
+            rendered = [self._present(ev, user, view, request) for ev in found]
         context = self._context(request, f"users('{user.id}')/calendarView")
         return self._page(request, rendered, context)
 
@@ -599,13 +736,9 @@ class GraphApi:
         return expiration
 
     async def _handshake(self, url: str) -> None:
-        if not await validate_endpoint(url, self.state.settings.validation_timeout_seconds):
-            raise GraphError(
-                400,
-                "ValidationError",
-                "Subscription validation request failed. Notification endpoint must respond "
-                "with 200 OK to validation request.",
-            )
+        failure = await validate_endpoint(url, self.state.settings.validation_timeout_seconds)
+        if failure is not None:
+            raise failure
 
 
 def encode_query(items: list[tuple[str, str]]) -> str:
@@ -633,6 +766,19 @@ def _window(query: QueryOptions) -> tuple[datetime, datetime]:
             "StartDateTime and EndDateTime.",
         )
     return parse_instant(raw_start, "startDateTime"), parse_instant(raw_end, "endDateTime")
+
+
+def _same_property(property_id: str, rule: FaultRule) -> bool:
+    if rule.property_id is None:
+        return True
+    return normalize_property_id(property_id) == normalize_property_id(rule.property_id)
+
+
+def _carries(props: dict[str, ExtendedProperty], rule: FaultRule) -> bool:
+    return any(
+        prop.value == rule.property_value and _same_property(prop.id, rule)
+        for prop in props.values()
+    )
 
 
 def _filtered(events: list[StoredEvent], text: str | None) -> list[StoredEvent]:

@@ -1,4 +1,4 @@
-"""What the emulator stores: directory users and the events of their primary calendars."""
+"""What the emulator stores: directory users and the events of their mailboxes."""
 
 from __future__ import annotations
 
@@ -20,8 +20,12 @@ class User:
     user_principal_name: str
     mail: str | None
     display_name: str
+    # Any string Graph may report: Windows or IANA name, or "Customized Time Zone".
     time_zone: str = "UTC"
+    # False: the directory knows the user, but every mailbox endpoint answers 404 with
+    # `mailbox_error` (MailboxNotEnabledForRESTAPI or ResourceNotFound).
     has_mailbox: bool = True
+    mailbox_error: str = "MailboxNotEnabledForRESTAPI"
     # Outside the app's Exchange RBAC scope: every mailbox request answers 403.
     access_denied: bool = False
 
@@ -49,6 +53,7 @@ class User:
             "displayName": self.display_name,
             "timeZone": self.time_zone,
             "hasMailbox": self.has_mailbox,
+            "mailboxError": self.mailbox_error,
             "accessDenied": self.access_denied,
         }
 
@@ -83,6 +88,7 @@ class StoredEvent:
     series_master_id: str | None = None
     original_start: datetime | None = None
     cancelled_starts: set[datetime] = field(default_factory=set)
+    folder: str = ""  # id of the calendar (or Deleted Items) holding it
 
     @property
     def etag(self) -> str:

@@ -6,6 +6,7 @@ holds up the request (or the control-API edit) that caused the notification.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -13,11 +14,13 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 
+from local.graph_emulator.errors import GraphError
 from local.graph_emulator.timezones import format_instant
 
 log = logging.getLogger(__name__)
@@ -100,8 +103,10 @@ def lifecycle_notification(
     }
 
 
-async def validate_endpoint(url: str, wait_seconds: float) -> bool:
-    """Graph's handshake: POST `?validationToken=…`; the endpoint echoes it as text/plain."""
+async def validate_endpoint(url: str, wait_seconds: float) -> GraphError | None:
+    """Graph's handshake: POST `?validationToken=…`; the endpoint must echo it as text/plain,
+    with 200, within `wait_seconds` in all (10 s at Graph). None when it did; otherwise the
+    error Graph answers the create (or update) with."""
     token = (
         "Validation: Testing client application reachability for subscription Request-Id: "
         f"{uuid.uuid4()}"
@@ -110,15 +115,37 @@ async def validate_endpoint(url: str, wait_seconds: float) -> bool:
     target = f"{url}{separator}validationToken={quote(token, safe='')}"
     try:
         async with httpx.AsyncClient(timeout=wait_seconds) as client:
-            response = await client.post(target, headers={"Content-Type": "text/plain"})
+            # One deadline for the whole exchange: a slow trickle must not outlast it.
+            response = await asyncio.wait_for(
+                client.post(target, headers={"Content-Type": "text/plain"}), wait_seconds
+            )
+    except TimeoutError:
+        return GraphError(400, "InvalidRequest", "Subscription validation request timed out.")
     except httpx.HTTPError:
-        return False
+        return validation_failed(
+            "Notification endpoint must respond with 200 OK to validation request."
+        )
+    if response.status_code != 200:
+        return validation_failed(
+            f"HTTP status code is '{_status_name(response.status_code)}'. Notification endpoint "
+            "must respond with 200 OK to validation request."
+        )
     content_type = response.headers.get("content-type", "")
-    return (
-        response.status_code == 200
-        and content_type.split(";")[0].strip().lower() == "text/plain"
-        and response.text == token
-    )
+    if content_type.split(";")[0].strip().lower() != "text/plain" or response.text != token:
+        return validation_failed("Response must exactly match validationToken query parameter.")
+    return None
+
+
+def validation_failed(reason: str) -> GraphError:
+    return GraphError(400, "ValidationError", f"Subscription validation request failed. {reason}")
+
+
+def _status_name(status: int) -> str:
+    # Graph names the status as .NET spells it: 'Forbidden', 'NotFound', 'InternalServerError'.
+    try:
+        return HTTPStatus(status).phrase.replace(" ", "").replace("-", "")
+    except ValueError:
+        return str(status)
 
 
 @dataclass

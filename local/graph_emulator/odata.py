@@ -151,6 +151,7 @@ class Expansion:
     single: PropertySelection | None = None
     multi: PropertySelection | None = None
     attachments: bool = False
+    calendar: bool = False  # the calendar (or Deleted Items folder) holding the event
 
 
 def parse_expand(text: str | None) -> Expansion:
@@ -159,6 +160,7 @@ def parse_expand(text: str | None) -> Expansion:
     single: PropertySelection | None = None
     multi: PropertySelection | None = None
     attachments = False
+    calendar = False
     for item in _split_outside_parens(text):
         match = re.fullmatch(r"\s*(\w+)\s*(?:\((.*)\))?\s*", item, flags=re.DOTALL)
         if match is None:
@@ -170,12 +172,14 @@ def parse_expand(text: str | None) -> Expansion:
             multi = _property_selection(options)
         elif name == "attachments" and not options:
             attachments = True
+        elif name == "calendar" and not options:
+            calendar = True
         else:
             raise bad_request(
                 f"Could not find a property named '{match.group(1)}' on type "
                 "'microsoft.graph.event'."
             )
-    return Expansion(single=single, multi=multi, attachments=attachments)
+    return Expansion(single=single, multi=multi, attachments=attachments, calendar=calendar)
 
 
 def _property_selection(options: str | None) -> PropertySelection:

@@ -1,6 +1,6 @@
-"""Everything the emulator knows, behind one lock: users, calendars, subscriptions, delta tokens,
+"""Everything the emulator knows, behind one lock: users, mailboxes, subscriptions, delta tokens,
 throttling, faults and counters. Graph requests and control-API edits ("a person in Outlook")
-change calendars through the same methods, so both reach delta and change notifications."""
+change mailboxes through the same methods, so both reach delta and change notifications."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from local.graph_emulator.calendar import TRANSACTION_RETURN_ORIGINAL, Calendar, Change
+from local.graph_emulator.calendar import TRANSACTION_RETURN_ORIGINAL, Change, MailboxStore
 from local.graph_emulator.delta import DeltaTokens
-from local.graph_emulator.errors import GraphError
+from local.graph_emulator.errors import MAILBOX_ERRORS, GraphError
 from local.graph_emulator.faults import FaultPlan
+from local.graph_emulator.folders import Folder
 from local.graph_emulator.model import StoredEvent, User, new_user_id
 from local.graph_emulator.notifications import (
     NotificationOutbox,
@@ -81,7 +82,7 @@ class EmulatorState:
         self.delta = DeltaTokens()
         self.counters = RequestCounters()
         self._users: dict[str, User] = {}
-        self._calendars: dict[str, Calendar] = {}
+        self._calendars: dict[str, MailboxStore] = {}
         self._subscriptions: dict[str, Subscription] = {}
 
     # ----- users -----
@@ -95,7 +96,9 @@ class EmulatorState:
         user_id: str | None = None,
         has_mailbox: bool = True,
         access_denied: bool = False,
+        mailbox_error: str = "MailboxNotEnabledForRESTAPI",
     ) -> User:
+        _check_mailbox_error(mailbox_error)
         user = User(
             id=user_id or new_user_id(),
             user_principal_name=user_principal_name,
@@ -103,13 +106,14 @@ class EmulatorState:
             display_name=display_name or user_principal_name.split("@")[0],
             time_zone=time_zone,
             has_mailbox=has_mailbox,
+            mailbox_error=mailbox_error,
             access_denied=access_denied,
         )
         with self.lock:
             if self.find_user(user.id) or self.find_user(user.user_principal_name):
                 raise ValueError("a user with that id or userPrincipalName exists")
             self._users[user.id] = user
-            self._calendars[user.id] = Calendar(user.id, self.clock)
+            self._calendars[user.id] = MailboxStore(user.id, self.clock)
         return user
 
     def update_user(self, key: str, changes: Mapping[str, Any]) -> User:
@@ -122,11 +126,16 @@ class EmulatorState:
                 "displayName": "display_name",
                 "timeZone": "time_zone",
                 "hasMailbox": "has_mailbox",
+                "mailboxError": "mailbox_error",
                 "accessDenied": "access_denied",
             }
             for name, value in changes.items():
                 if name not in names:
                     raise ValueError(f"cannot change '{name}'")
+                if name == "mailboxError":
+                    _check_mailbox_error(value)
+                if name in ("hasMailbox", "accessDenied") and not isinstance(value, bool):
+                    raise ValueError(f"'{name}' must be true or false")
                 setattr(user, names[name], value)
             return user
 
@@ -158,42 +167,102 @@ class EmulatorState:
             raise KeyError(key)
         return user
 
-    # ----- calendars -----
+    # ----- mailboxes -----
 
-    def calendar(self, user_id: str) -> Calendar:
+    def calendar(self, user_id: str) -> MailboxStore:
+        """The events of a mailbox (all its folders; `stored()` and `view()` default to the
+        primary calendar)."""
         return self._calendars[user_id]
 
-    def create_event(self, user_id: str, body: Mapping[str, Any]) -> tuple[StoredEvent, bool]:
+    def create_event(
+        self, user_id: str, body: Mapping[str, Any], folder: str | None = None
+    ) -> tuple[StoredEvent, bool]:
         with self.lock:
-            event, created = self.calendar(user_id).create(
-                body, self.settings.transaction_id_after_delete
-            )
-            if created:
-                self._notify(user_id, Change("created", event.id, event.etag))
-            return event, created
+            store = self.calendar(user_id)
+            try:
+                return store.create(body, self.settings.transaction_id_after_delete, folder)
+            finally:
+                self._notify_all(user_id, store.take_changes())
 
     def update_event(
-        self, user_id: str, event_id: str, body: Mapping[str, Any], if_match: str | None = None
+        self,
+        user_id: str,
+        event_id: str,
+        body: Mapping[str, Any],
+        if_match: str | None = None,
+        folder: str | None = None,
     ) -> StoredEvent:
         with self.lock:
-            event = self.calendar(user_id).update(event_id, body, if_match)
-            target = event.series_master_id if event.kind == "exception" else event.id
-            master = self.calendar(user_id).get(target or event.id)
-            self._notify(user_id, Change("updated", master.id, master.etag))
-            return event
+            store = self.calendar(user_id)
+            try:
+                return store.update(event_id, body, if_match, folder)
+            finally:
+                self._notify_all(user_id, store.take_changes())
 
-    def delete_event(self, user_id: str, event_id: str, if_match: str | None = None) -> None:
+    def delete_event(
+        self,
+        user_id: str,
+        event_id: str,
+        if_match: str | None = None,
+        folder: str | None = None,
+    ) -> None:
+        """To Deleted Items (an occurrence: cancelled; already in Deleted Items: purged)."""
         with self.lock:
-            removed = self.calendar(user_id).delete(event_id, if_match)
-            if removed.id == event_id or removed.kind != "seriesMaster":
-                self._notify(user_id, Change("deleted", removed.id, removed.etag))
-            else:  # one occurrence of a series went: its master changed
-                self._notify(user_id, Change("updated", removed.id, removed.etag))
+            store = self.calendar(user_id)
+            try:
+                store.delete(event_id, if_match, folder)
+            finally:
+                self._notify_all(user_id, store.take_changes())
 
-    def full_events(self, user_id: str) -> list[dict[str, Any]]:
+    def permanently_delete_event(
+        self, user_id: str, event_id: str, folder: str | None = None
+    ) -> None:
+        with self.lock:
+            store = self.calendar(user_id)
+            try:
+                store.permanent_delete(event_id, folder)
+            finally:
+                self._notify_all(user_id, store.take_changes())
+
+    def move_event(self, user_id: str, event_id: str, folder_key: str) -> StoredEvent:
+        """A person moving an event to another calendar (or to Deleted Items), by folder id or
+        name."""
+        with self.lock:
+            store = self.calendar(user_id)
+            folder = store.folders.find(folder_key)
+            if folder is None:
+                raise KeyError(folder_key)
+            try:
+                return store.move(event_id, folder.id)
+            finally:
+                self._notify_all(user_id, store.take_changes())
+
+    def add_calendar(self, user_id: str, name: str) -> Folder:
+        with self.lock:
+            return self.calendar(user_id).folders.add_calendar(name)
+
+    def full_events(self, user_id: str, folder: str | None = None) -> list[dict[str, Any]]:
+        """Every stored item of one folder (default: the primary calendar; "all" for every
+        folder), extended properties included, each with the folder holding it."""
         with self.lock:
             owner = self._users[user_id]
-            return [render_full(ev, owner) for ev in self.calendar(user_id).stored()]
+            store = self.calendar(user_id)
+            if folder == "all":
+                events = store.stored_everywhere()
+            elif folder is None:
+                events = store.stored()
+            else:
+                found = store.folders.find(folder)
+                if found is None:
+                    raise KeyError(folder)
+                events = store.stored(found.id)
+            out = []
+            for event in events:
+                rendered = render_full(event, owner)
+                held_by = store.folder_of(event)
+                rendered["folder"] = {"id": held_by.id, "name": held_by.name}
+                out.append(rendered)
+            return out
 
     # ----- subscriptions and notifications -----
 
@@ -220,6 +289,10 @@ class EmulatorState:
         now = self.clock()
         for key in [k for k, s in self._subscriptions.items() if s.expiration <= now]:
             del self._subscriptions[key]
+
+    def _notify_all(self, mailbox: str, changes: Iterable[Change]) -> None:
+        for change in changes:
+            self._notify(mailbox, change)
 
     def _notify(self, mailbox: str, change: Change) -> None:
         for subscription in self.subscriptions():
@@ -288,10 +361,25 @@ class EmulatorState:
                 user_id=item.get("id"),
                 has_mailbox=bool(item.get("hasMailbox", True)),
                 access_denied=bool(item.get("accessDenied", False)),
+                mailbox_error=str(item.get("mailboxError", "MailboxNotEnabledForRESTAPI")),
             )
+            for name in item.get("calendars") or []:
+                self.add_calendar(self.user_or_raise(str(item["userPrincipalName"])).id, str(name))
         for item in _list(data.get("events")):
-            body = {key: value for key, value in item.items() if key != "user"}
-            self.create_event(self.user_or_raise(str(item["user"])).id, body)
+            body = {key: value for key, value in item.items() if key not in ("user", "calendar")}
+            user_id = self.user_or_raise(str(item["user"])).id
+            folder = None
+            if item.get("calendar"):
+                found = self.calendar(user_id).folders.find(str(item["calendar"]))
+                if found is None or not found.is_calendar:
+                    raise ValueError(f"no calendar named {item['calendar']!r}")
+                folder = found.id
+            self.create_event(user_id, body, folder)
+
+
+def _check_mailbox_error(code: object) -> None:
+    if code not in MAILBOX_ERRORS:
+        raise ValueError(f"mailboxError must be one of {', '.join(MAILBOX_ERRORS)}")
 
 
 def _list(value: Any) -> Iterable[Mapping[str, Any]]:

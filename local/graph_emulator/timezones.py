@@ -1,4 +1,10 @@
-"""Graph's `dateTimeTimeZone`: Windows or IANA zone names, and the 7-digit UTC wire format."""
+"""Graph's `dateTimeTimeZone`: Windows or IANA zone names, and the 7-digit UTC wire format.
+
+Windows names are read through CLDR's windowsZones mapping, plus the few Windows zones Graph
+supports that CLDR leaves out (`windows_zones.py`). Names that are neither ("Customized Time
+Zone", "tzone://Microsoft/Custom") stand for no zone: a mailbox may report them, but an event
+cannot be written in them.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from tzlocal.windows_tz import win_tz
 
 from local.graph_emulator.errors import GraphError
+from local.graph_emulator.windows_zones import WINDOWS_ONLY_ZONES
 
 _UTC_NAMES = {"utc", "etc/utc", "coordinated universal time"}
 _WINDOWS_BY_LOWER = {name.lower(): iana for name, iana in win_tz.items()}
@@ -19,9 +26,13 @@ def zone_for(name: str | None) -> tzinfo | None:
     """The zone a Windows ("W. Europe Standard Time") or IANA ("Europe/Berlin") name means."""
     if not name:
         return None
-    if name.strip().lower() in _UTC_NAMES:
+    key = name.strip().lower()
+    if key in _UTC_NAMES:
         return UTC
-    iana = win_tz.get(name) or _WINDOWS_BY_LOWER.get(name.lower()) or name
+    windows_only = WINDOWS_ONLY_ZONES.get(key)
+    if windows_only is not None:
+        return windows_only
+    iana = win_tz.get(name) or _WINDOWS_BY_LOWER.get(key) or name
     try:
         return ZoneInfo(iana)
     except (ZoneInfoNotFoundError, ValueError):

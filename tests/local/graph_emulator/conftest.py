@@ -75,6 +75,8 @@ class WebhookReceiver:
 
     port: int = field(default_factory=free_port)
     echo_token: bool = True
+    validation_status: int = 200
+    validation_delay: float = 0.0  # seconds before answering a validation request
     received: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     validations: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -89,9 +91,11 @@ class WebhookReceiver:
         if token is not None:
             with self._lock:
                 self.validations.append(request.url.path)
+            if self.validation_delay:
+                await asyncio.sleep(self.validation_delay)
             if not self.echo_token:
                 return PlainTextResponse("nope")
-            return PlainTextResponse(token)
+            return PlainTextResponse(token, status_code=self.validation_status)
         payload = await request.json()
         with self._lock:
             self.received.append((request.url.path, payload))

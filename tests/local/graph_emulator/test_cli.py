@@ -88,3 +88,44 @@ def test_serve_loads_a_seed_file(tmp_path: Path) -> None:
         process.wait(timeout=10)
 
     assert [ev["subject"] for ev in events["value"]] == ["Seeded"]
+
+
+def test_mailbox_and_fault_commands_drive_the_running_emulator(
+    emulator: GraphEmulator, jane: User, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = ["--url", emulator.root_url]
+    base = f"{emulator.base_url}/users/{jane.id}"
+
+    assert main(["mailbox", *url, "--user", jane.user_principal_name, "--disable"]) == 0
+    disabled = httpx.get(f"{base}/events")
+    assert main(["mailbox", *url, "--user", jane.id, "--enable"]) == 0
+    capsys.readouterr()
+    assert main(["fault-add", *url, "--rule", '{"kind": "invalidToken", "times": 1}']) == 0
+    name = capsys.readouterr().out.strip()
+    expired = httpx.get(f"{base}/events")
+    assert main(["fault-add", *url, "--rule", '{"kind": "unavailable", "name": "down"}']) == 0
+    assert main(["fault-clear", *url, "down"]) == 0
+    served = httpx.get(f"{base}/events")
+
+    assert disabled.json()["error"]["code"] == "MailboxNotEnabledForRESTAPI"
+    assert name == "rule-1"
+    assert expired.status_code == 401
+    assert served.status_code == 200
+
+
+def test_person_commands_move_and_delete_events(emulator: GraphEmulator, jane: User) -> None:
+    url = ["--url", emulator.root_url]
+    moved = emulator.create_event_as_person(jane.id, event_body("Moved"))
+    deleted = emulator.create_event_as_person(jane.id, event_body("Deleted"))
+
+    assert (
+        main(
+            ["move-event", *url, "--user", jane.id, "--event", moved.id, "--calendar", "Birthdays"]
+        )
+        == 0
+    )
+    assert main(["delete-event", *url, "--user", jane.id, "--event", deleted.id]) == 0
+
+    assert emulator.events(jane.id) == []
+    assert [e["subject"] for e in emulator.events(jane.id, "Birthdays")] == ["Moved"]
+    assert [e["subject"] for e in emulator.deleted_items(jane.id)] == ["Deleted"]

@@ -121,3 +121,55 @@ async def test_renewal_and_lifecycle_notification(
     assert lifecycle[0]["lifecycleEvent"] == "reauthorizationRequired"
     assert lifecycle[0]["subscriptionId"] == created["id"]
     assert lifecycle[0]["clientState"] == "s3cret"
+
+
+async def test_validation_must_answer_within_the_time_limit(
+    http: httpx.AsyncClient, emulator: GraphEmulator, jane: User, webhook: WebhookReceiver
+) -> None:
+    default = (await http.get(f"{emulator.control_url}/settings")).json()
+    await http.put(f"{emulator.control_url}/settings", json={"validationTimeoutSeconds": 0.3})
+    webhook.validation_delay = 1.0
+
+    response = await http.post("/subscriptions", json=subscription_body(jane, webhook))
+
+    assert default["validationTimeoutSeconds"] == 10.0  # Graph's limit
+    assert response.status_code == 400
+    assert response.json()["error"] == response.json()["error"] | {
+        "code": "InvalidRequest",
+        "message": "Subscription validation request timed out.",
+    }
+    assert emulator.state.subscriptions() == []
+
+
+async def test_validation_answered_with_an_error_status_fails_the_create(
+    http: httpx.AsyncClient, emulator: GraphEmulator, jane: User, webhook: WebhookReceiver
+) -> None:
+    webhook.validation_status = 403
+
+    response = await http.post("/subscriptions", json=subscription_body(jane, webhook))
+
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "ValidationError"
+    assert "HTTP status code is 'Forbidden'" in response.json()["error"]["message"]
+    assert emulator.state.subscriptions() == []
+
+
+async def test_subscription_whose_answer_was_lost_is_found_and_reused(
+    http: httpx.AsyncClient, emulator: GraphEmulator, jane: User, webhook: WebhookReceiver
+) -> None:
+    emulator.lose_responses("POST", "^/subscriptions$")
+
+    lost = await http.post("/subscriptions", json=subscription_body(jane, webhook))
+    listed = (await http.get("/subscriptions")).json()["value"]
+    renewed = await http.patch(
+        f"/subscriptions/{listed[0]['id']}", json={"expirationDateTime": in_minutes(120)}
+    )
+    again = await http.post("/subscriptions", json=subscription_body(jane, webhook))
+
+    assert lost.status_code == 503
+    assert [(s["resource"], s["notificationUrl"]) for s in listed] == [
+        (f"users/{jane.id}/events", webhook.url("notify"))
+    ]
+    assert listed[0]["applicationId"] == emulator.state.settings.application_id
+    assert renewed.status_code == 200
+    assert again.status_code == 201  # the fault fired once
