@@ -70,7 +70,9 @@ async def _measure(azurite: Azurite, plan: Plan) -> Section:
                 queued_before = await queued_messages(azurite, STAFF_SYNC_QUEUE)
                 pages_before = coconut.requests("GET")
                 started = time.monotonic()
-                outcome = await PeriodicCycle(TableStaffStore(account), api, StorageWorkQueue(account)).run()
+                outcome = await PeriodicCycle(
+                    TableStaffStore(account), api, StorageWorkQueue(account)
+                ).run()
                 seconds = time.monotonic() - started
                 timings[name] = seconds
                 messages = await queued_messages(azurite, STAFF_SYNC_QUEUE) - queued_before
