@@ -122,6 +122,16 @@ class ItemTable(Protocol):
 
 
 @dataclass(frozen=True)
+class ItemFailure:
+    """Why one item's event could not be written, since when, and when to try again."""
+
+    count: int
+    since: datetime
+    reason: str  # status and error codes only, never content
+    retry_at: datetime
+
+
+@dataclass(frozen=True)
 class StaffItemRow:
     """One item in one staff member's partition: its link, and whether it waits for a run."""
 
@@ -132,10 +142,16 @@ class StaffItemRow:
     # Set once a swap found the row changed by a newer delivery: from then on this run may
     # write the link but never clear the pending mark, whatever ETag its own writes return.
     keep_pending: bool = False
+    # The item's own failure, while it keeps failing (cleared by the next successful write).
+    failure: ItemFailure | None = None
 
     @property
     def item_key(self) -> str:
         return self.link.item_key
+
+    def due(self, now: datetime) -> bool:
+        """Whether a run should work on it now (a failing item waits for its retry time)."""
+        return self.failure is None or self.failure.retry_at <= now
 
 
 class ItemLinks(Protocol):
@@ -148,9 +164,14 @@ class ItemLinks(Protocol):
 
     async def rows(self, staff_id: str) -> list[StaffItemRow]: ...
 
-    async def save_link(
-        self, row: StaffItemRow, link: EventLink, *, done: bool
-    ) -> StaffItemRow: ...
+    async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
+        """Write the link; with `done`, also clear the pending mark (unless the row changed
+        since it was read) and any recorded failure."""
+        ...
+
+    async def record_failure(self, row: StaffItemRow, failure: ItemFailure) -> None:
+        """Keep the row pending, with the failure, whatever else changed meanwhile."""
+        ...
 
     async def forget(self, row: StaffItemRow) -> bool:
         """Delete the row unless it changed since it was read; whether it was deleted."""

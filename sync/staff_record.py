@@ -76,7 +76,11 @@ class Outcome(_Group):
     at: datetime | None = None
     last_sync_at: datetime | None = None
     event_count: int = 0
+    # No request for this mailbox before then (Graph throttles it, or the run keeps failing).
     throttled_until: datetime | None = None
+    # Consecutive runs that failed for a reason that may pass (5xx, unreachable), and since when.
+    failures: int = 0
+    failing_since: datetime | None = None
 
 
 class Connection(_Group):

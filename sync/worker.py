@@ -31,9 +31,11 @@ from sync.lease import HeldLease, LeaseHeld, StaffLease
 from sync.ops.disconnect import StaffDisconnect
 from sync.ports import (
     ChangeSubscriptions,
+    ItemFailure,
     ItemLinks,
     MailboxCalendar,
     MailboxUser,
+    StaffItemRow,
     StaffStore,
     WorkQueue,
 )
@@ -65,6 +67,14 @@ MAX_PASSES: Final = 5
 SPECIAL_RETRY_SECONDS: Final = 3
 # How long a resolved mailbox (user id + time zone) is trusted before asking Graph again.
 MAILBOX_CACHE: Final = timedelta(hours=12)
+# A run that fails for a reason that may pass is retried after 5 s, then twice as long each
+# time up to 5 minutes (the timer's cadence); after 10 minutes the status is Error.
+RUN_BACKOFF_FIRST: Final = 5.0
+RUN_BACKOFF_CAP: Final = 300.0
+RUN_ERROR_AFTER: Final = timedelta(minutes=10)
+# An item that keeps failing while the rest of the mailbox syncs: Error after 30 minutes.
+ITEM_ERROR_AFTER: Final = timedelta(minutes=30)
+_SOURCES: Final = {"graph": "Microsoft Graph", "coconut": "the Coconut API", "storage": "storage"}
 
 RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected", "disabled"]
 # Requests sent without a delay: their time in the queue is the queue's own backlog.
@@ -80,6 +90,8 @@ class RunReport:
     outcome: RunOutcome
     changes: StaffChanges = field(default_factory=StaffChanges)
     export: ExportOutcome | None = None
+    # Seconds until failing items are due again (None: none failing).
+    retry_in: float | None = None
 
 
 class StaffWorker:
@@ -129,9 +141,9 @@ class StaffWorker:
             try:
                 return await self._passes(request, held), "", None
             except Retryable as transient:
-                until = datetime.now(UTC) + timedelta(seconds=transient.delay)
-                await held.give_up(StaffChanges(outcome=Outcome(throttled_until=until)))
-                await self._queue.send(request.retried(), delay_seconds=transient.delay)
+                delay, changes = _back_off(held.record, transient)
+                await held.give_up(changes)
+                await self._queue.send(request.retried(), delay_seconds=delay)
                 return RunReport("deferred"), str(transient), transient.status
 
     async def _passes(self, request: StaffSyncRequest, held: HeldLease) -> RunReport:
@@ -139,6 +151,10 @@ class StaffWorker:
         for _ in range(MAX_PASSES):
             report = await self._pass(current, held.record)
             if await held.finish_pass(report.changes):
+                if report.retry_in is not None:
+                    # Failing items are due then: one request for them (the timer is later).
+                    retry = StaffSyncRequest(staff_id=request.staff_id, reason="retry")
+                    await self._queue.send(retry, delay_seconds=report.retry_in)
                 return report
             # Someone asked for a sync while this pass ran: one more (incremental) pass.
             current = request.model_copy(update={"full": False, "action": "sync"})
@@ -171,7 +187,11 @@ class StaffWorker:
                 "disabled", "Disabled", "calendar sync is off for this staff member in Coconut"
             )
         rows = await self._links.rows(staff_id)
-        work = [r for r in rows if request.full or r.pending or r.link.pending_create]
+        now = datetime.now(UTC)
+        # A failing item waits for its retry time (an operator's full resync does not).
+        work = [
+            r for r in rows if request.full or ((r.pending or r.link.pending_create) and r.due(now))
+        ]
         items = await self._items.load(r.item_key for r in work)
         email = _staff_email(staff_id, items, record)
         if email is None:
@@ -214,15 +234,24 @@ class StaffWorker:
             if isinstance(failure, MailboxUnreachable):
                 return _report("warning", "Warning", str(failure), counted)
             return _report("error", "Error", str(failure), counted)
+        failing = await self._failing(staff_id, rows, export)
         now = datetime.now(UTC)
+        if failing and now - min(f.since for f in failing.values()) >= ITEM_ERROR_AFTER:
+            reason = _failing_reason(failing)
+            return _report(
+                "error", "Error", reason, learned, event_count=event_count, retry=failing
+            )
         synced = Outcome(
             status="Syncing",
-            reason=_zone_note(user),
+            reason=_failing_reason(failing) if failing else _zone_note(user),
             at=now,
             last_sync_at=now,
             event_count=event_count,
+            failures=0,
+            failing_since=None,
         )
-        return RunReport("synced", learned.then(StaffChanges(outcome=synced)), export)
+        changes = learned.then(StaffChanges(outcome=synced))
+        return RunReport("synced", changes, export, retry_in=_soonest(failing))
 
     async def _subscribe(
         self, staff_id: str, user: MailboxUser, record: StaffRecord
@@ -249,6 +278,12 @@ class StaffWorker:
             for row in rows
             if row.link.event_id
         }
+        # A create whose answer was lost made an event no link names yet: found by its
+        # Coconut id, so that it is not imported back as the staff member's own busy time.
+        for row in rows:
+            if row.link.pending_create:
+                for event in await self._calendar.find_events_for(user.id, row.item_key):
+                    own[event.id] = OwnEvent(row.item_key, None)
         outcome = await self._importer.run(staff_id, user, record.cursor, own, full=full)
         drifted = {**outcome.drifted, **await self._unseen(staff_id, outcome)}
         if drifted:
@@ -258,6 +293,15 @@ class StaffWorker:
             await self._writer.repair_drift(staff_id, user, rows, fresh, drifted)
         # Counted from the links themselves: exact whatever passes ran before.
         return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=len(own)))
+
+    async def _failing(
+        self, staff_id: str, rows: list[StaffItemRow], export: ExportOutcome
+    ) -> dict[str, ItemFailure]:
+        """The items that keep failing, as the rows now say (read again only if any do)."""
+        if not export.failed and not any(r.failure for r in rows):
+            return {}
+        now_rows = await self._links.rows(staff_id)
+        return {r.item_key: r.failure for r in now_rows if r.failure is not None}
 
     async def _unseen(self, staff_id: str, outcome: ImportOutcome) -> dict[str, None]:
         """Own events a full round did not list although their items are in its window: gone
@@ -337,9 +381,67 @@ def _report(
     status: RecordedStatus,
     reason: str,
     changes: StaffChanges | None = None,
+    *,
+    event_count: int | None = None,
+    retry: dict[str, ItemFailure] | None = None,
 ) -> RunReport:
-    recorded = StaffChanges(outcome=Outcome(status=status, reason=reason, at=datetime.now(UTC)))
-    return RunReport(outcome, (changes or StaffChanges()).then(recorded))
+    """A pass that ended with a status other than Syncing (the run itself did not fail)."""
+    recorded = Outcome(
+        status=status, reason=reason, at=datetime.now(UTC), failures=0, failing_since=None
+    )
+    if event_count is not None:
+        recorded = recorded.model_copy(update={"event_count": event_count})
+    written = (changes or StaffChanges()).then(StaffChanges(outcome=recorded))
+    return RunReport(outcome, written, retry_in=_soonest(retry or {}))
+
+
+def _back_off(record: StaffRecord, transient: Retryable) -> tuple[float, StaffChanges]:
+    """When to try a failed run again, and what to record. Throttling waits exactly as long as
+    asked. Other transient failures (5xx, unreachable) wait longer each time, up to the
+    timer's cadence, and once they have lasted `RUN_ERROR_AFTER` the status says so."""
+    now = datetime.now(UTC)
+    if transient.status == 429:
+        until = now + timedelta(seconds=transient.delay)
+        return transient.delay, StaffChanges(outcome=Outcome(throttled_until=until))
+    failures = record.outcome.failures + 1
+    since = record.outcome.failing_since or now
+    growing = RUN_BACKOFF_FIRST * 2 ** min(failures - 1, 16)
+    delay = max(transient.delay, min(RUN_BACKOFF_CAP, growing))
+    outcome = Outcome(
+        throttled_until=now + timedelta(seconds=delay), failures=failures, failing_since=since
+    )
+    if now - since >= RUN_ERROR_AFTER:
+        reason = (
+            f"{_SOURCES[transient.source]} has been failing since {since:%Y-%m-%d %H:%M} UTC "
+            f"({transient}); retried every {RUN_BACKOFF_CAP / 60:.0f} minutes"
+        )
+        outcome = Outcome(
+            status="Error",
+            reason=reason,
+            at=now,
+            throttled_until=now + timedelta(seconds=delay),
+            failures=failures,
+            failing_since=since,
+        )
+    return delay, StaffChanges(outcome=outcome)
+
+
+def _failing_reason(failing: dict[str, ItemFailure]) -> str:
+    """Which items keep failing and why (Coconut ids and error codes only)."""
+    first_key = min(failing, key=lambda key: failing[key].since)
+    first = failing[first_key]
+    others = f" and {len(failing) - 1} more" if len(failing) > 1 else ""
+    return (
+        f"{first_key}{others} could not be written since {first.since:%Y-%m-%d %H:%M} UTC "
+        f"({first.reason}); retried on a growing back-off, the other items are in sync"
+    )
+
+
+def _soonest(failing: dict[str, ItemFailure]) -> float | None:
+    if not failing:
+        return None
+    due = min(f.retry_at for f in failing.values())
+    return max(1.0, (due - datetime.now(UTC)).total_seconds())
 
 
 def _zone_note(user: MailboxUser) -> str:

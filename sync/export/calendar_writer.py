@@ -9,12 +9,13 @@ the next run (by the Coconut-id extended property) instead of creating twice.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, is_wanted_by
-from sync.errors import EventGone
+from sync.errors import EventGone, Permanent, Retryable, SyncError
 from sync.export.planning import (
     CalendarChange,
     CreateEvent,
@@ -29,8 +30,15 @@ from sync.export.planning import (
     transaction_id,
 )
 from sync.export.rendering import EventDraft, render_event
-from sync.graph.errors import GraphRefused
-from sync.ports import ItemLinks, MailboxCalendar, MailboxUser, StaffItemRow, WrittenEvent
+from sync.graph.errors import AccessDenied, GraphRefused, MailboxUnreachable
+from sync.ports import (
+    ItemFailure,
+    ItemLinks,
+    MailboxCalendar,
+    MailboxUser,
+    StaffItemRow,
+    WrittenEvent,
+)
 from sync.timezones import writing_zone
 
 # Graph's answer to a transaction id reused for a different body (graph/FACTS.md).
@@ -41,6 +49,11 @@ MAX_GENERATION_SKIPS: Final = 1000
 APPLY_CONCURRENCY = 4
 
 
+# A failing item is retried after 30 s, then twice as long each time, at most every 30 minutes.
+ITEM_BACKOFF_FIRST: Final = timedelta(seconds=30)
+ITEM_BACKOFF_CAP: Final = timedelta(minutes=30)
+
+
 @dataclass
 class ExportOutcome:
     created: int = 0
@@ -48,6 +61,23 @@ class ExportOutcome:
     removed: int = 0
     # Items in this calendar (wanted and confirmed) after the run; for the status view.
     events: int = 0
+    # Items whose own request failed this time, with the failure recorded on their rows.
+    failed: dict[str, ItemFailure] = field(default_factory=dict)
+    errors: dict[str, SyncError] = field(default_factory=dict, repr=False)
+
+
+def item_backoff(count: int) -> timedelta:
+    """How long a failing item waits before its `count`+1-th attempt."""
+    doubled: timedelta = ITEM_BACKOFF_FIRST * (2 ** min(count - 1, 16))
+    return min(ITEM_BACKOFF_CAP, doubled)
+
+
+def is_mailbox_wide(failure: SyncError) -> bool:
+    """Failures about the mailbox or the service as a whole, not about one item: throttling,
+    a mailbox Graph cannot serve or may not touch, storage."""
+    if isinstance(failure, MailboxUnreachable | AccessDenied) or failure.source != "graph":
+        return True
+    return isinstance(failure, Retryable) and failure.status == 429
 
 
 def _link_of(row: StaffItemRow) -> EventLink | None:
@@ -99,9 +129,10 @@ class CalendarWriter:
 
         async def apply(change: CalendarChange) -> None:
             async with slots:
-                await self._apply(staff_id, user, by_key[change.item_key], change, outcome)
+                await self._isolated(staff_id, user, by_key[change.item_key], change, outcome)
 
         await all_settled(apply(change) for change in changes)
+        await self._record_failures(by_key, changes, outcome)
         # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
         for row in rows:
             if row.item_key not in changed and row.pending:
@@ -149,9 +180,54 @@ class CalendarWriter:
             observed[key] = change_key
         desired = desired_drafts(staff_id, items, user.time_zone)
         outcome = ExportOutcome()
-        for change in plan_drift_repairs(staff_id, desired, links, observed):
-            await self._apply(staff_id, user, by_key[change.item_key], change, outcome)
+        repairs = plan_drift_repairs(staff_id, desired, links, observed)
+        for change in repairs:
+            await self._isolated(staff_id, user, by_key[change.item_key], change, outcome)
+        await self._record_failures(by_key, repairs, outcome)
         return outcome
+
+    async def _isolated(
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        row: StaffItemRow,
+        change: CalendarChange,
+        outcome: ExportOutcome,
+    ) -> None:
+        """Apply one change; a failure of this item's own request is noted for it, so that
+        the other items go on (graph/FACTS.md: a single item can fail persistently)."""
+        try:
+            await self._apply(staff_id, user, row, change, outcome)
+        except (Retryable, Permanent) as failure:
+            if is_mailbox_wide(failure):
+                raise
+            now = datetime.now(UTC)
+            before = row.failure
+            count = before.count + 1 if before else 1
+            outcome.failed[change.item_key] = ItemFailure(
+                count=count,
+                since=before.since if before else now,
+                reason=str(failure),
+                retry_at=now + item_backoff(count),
+            )
+            outcome.errors[change.item_key] = failure
+
+    async def _record_failures(
+        self,
+        rows: dict[str, StaffItemRow],
+        changes: list[CalendarChange],
+        outcome: ExportOutcome,
+    ) -> None:
+        """Keep each failed item pending with its failure; but when every change failed for
+        a reason that may pass, the mailbox itself is in trouble: the whole run is retried."""
+        if not outcome.failed:
+            return
+        everything_failed = set(outcome.failed) >= {change.item_key for change in changes}
+        transient = [e for e in outcome.errors.values() if isinstance(e, Retryable)]
+        if everything_failed and len(transient) == len(outcome.errors):
+            raise transient[0]
+        for key, failure in outcome.failed.items():
+            await self._links.record_failure(rows[key], failure)
 
     async def _apply(
         self,

@@ -2,7 +2,8 @@
 
 - a `transactionId` stays bound to the event first created with it, even after that event was
   deleted: a repeated POST creates nothing and answers with the original (whose id may now be
-  gone), so a client that recreates must use a new one;
+  gone), so a client that recreates must use a new one; a repeat whose body describes another
+  event is refused (400 `ErrorDuplicateTransactionId`, as real tenants answer: graph/FACTS.md);
 - every change makes a new change key; a gone event answers `EventGone` to an update;
 - delta rounds page through what changed since the link, `@removed` for what left the calendar;
 - scheduled failures (`Faults`): 429/503 with their delay, and a lost answer (the write
@@ -14,17 +15,20 @@ People act on it too (`person_create`, `person_edit`, `person_delete`), as in Ou
 from __future__ import annotations
 
 import itertools
+import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 from sync.errors import DeltaExpired, EventGone
 from sync.graph.calls import retry_later
+from sync.graph.errors import GraphRefused, MailboxUnreachable
 from sync.memory.faults import Crash, Faults
 from sync.ports import DeltaPage, MailboxUser, WrittenEvent
-from sync.timezones import mailbox_zone
+from sync.timezones import UnknownTimeZone, mailbox_zone
 
 GRAPH: Final = "graph"
+Folder = Literal["calendar", "deleted", "other"]
 DELTA_PAGE_SIZE: Final = 10
 
 
@@ -35,7 +39,12 @@ class MemoryEvent:
     change_key: str
     coconut_key: str | None  # the Coconut-id extended property, if the service wrote it
     version: int  # when it last changed (the calendar's change counter)
-    deleted: bool = False
+    # Where it is: the primary calendar, Deleted Items, or another calendar of the mailbox.
+    folder: Folder = "calendar"
+
+    @property
+    def in_calendar(self) -> bool:
+        return self.folder == "calendar"
 
     def instant(self, side: str) -> datetime:
         value = self.body[side]
@@ -57,6 +66,8 @@ class Mailbox:
     mail: str
     events: dict[str, MemoryEvent] = field(default_factory=dict)
     transactions: dict[str, str] = field(default_factory=dict)
+    # Transaction id -> what the POST that created its event said (`_fingerprint`).
+    created_with: dict[str, str] = field(default_factory=dict)
     # Delta links carry it; a new epoch makes every older link unknown (410 syncStateNotFound).
     delta_epoch: int = 0
 
@@ -65,6 +76,8 @@ class MemoryCalendar:
     def __init__(self, faults: Faults | None = None) -> None:
         self.faults = faults or Faults()
         self.mailboxes: dict[str, Mailbox] = {}
+        self.unreachable: set[str] = set()
+        self.failing_items: set[str] = set()
         self._counter = itertools.count(1)
         # Requests answered (successes and failures alike), for cost assertions.
         self.requests = 0
@@ -77,7 +90,8 @@ class MemoryCalendar:
         return user
 
     def live_events(self, user_id: str) -> list[MemoryEvent]:
-        return [e for e in self.mailboxes[user_id].events.values() if not e.deleted]
+        """The events in the primary calendar."""
+        return [e for e in self.mailboxes[user_id].events.values() if e.in_calendar]
 
     def person_create(self, user_id: str, body: dict[str, Any]) -> str:
         return self._insert(self.mailboxes[user_id], body, None).id
@@ -91,48 +105,80 @@ class MemoryCalendar:
         self.mailboxes[user_id].delta_epoch += 1
 
     def person_delete(self, user_id: str, event_id: str) -> None:
-        event = self.mailboxes[user_id].events[event_id]
-        event.deleted = True
-        event.version = next(self._counter)
+        """Into Deleted Items, as Outlook does."""
+        self._move(self.mailboxes[user_id].events[event_id], "deleted")
+
+    def person_move(self, user_id: str, event_id: str) -> None:
+        """To another calendar of the mailbox."""
+        self._move(self.mailboxes[user_id].events[event_id], "other")
+
+    def set_reachable(self, user_id: str, reachable: bool) -> None:
+        """A mailbox Graph cannot serve (on-premises, unlicensed): 404 on every request."""
+        if reachable:
+            self.unreachable.discard(user_id)
+        else:
+            self.unreachable.add(user_id)
+
+    def fail_item(self, coconut_key: str, failing: bool = True) -> None:
+        """Every request about this item's event answers 500, until told otherwise."""
+        if failing:
+            self.failing_items.add(coconut_key)
+        else:
+            self.failing_items.discard(coconut_key)
 
     # ----- the port ----------------------------------------------------------------------
 
     async def find_user(self, mail: str) -> MailboxUser | None:
         self._request()
         found = [m.user for m in self.mailboxes.values() if m.mail.casefold() == mail.casefold()]
-        return found[0] if len(found) == 1 else None
+        if len(found) != 1:
+            return None
+        # The directory knows the user; the mailbox settings are the mailbox's to answer.
+        self._request(found[0].id)
+        return found[0]
 
     async def create_event(
         self, user_id: str, body: dict[str, Any], *, transaction_id: str, coconut_key: str
     ) -> WrittenEvent:
-        self._request()
+        self._request(user_id)
+        self._about(coconut_key)
         mailbox = self.mailboxes[user_id]
         original = mailbox.transactions.get(transaction_id)
+        fingerprint = _fingerprint(body, coconut_key)
         if original is not None:
+            if mailbox.created_with[transaction_id] != fingerprint:
+                raise GraphRefused(
+                    f"Graph answered 400 {DUPLICATE_TRANSACTION}",
+                    status=400,
+                    code=DUPLICATE_TRANSACTION,
+                )
             event = mailbox.events[original]
             return WrittenEvent(event.id, event.change_key)
         event = self._insert(mailbox, body, coconut_key)
         mailbox.transactions[transaction_id] = event.id
+        mailbox.created_with[transaction_id] = fingerprint
         self._answer_lost()
         return WrittenEvent(event.id, event.change_key)
 
     async def update_event(self, user_id: str, event_id: str, body: dict[str, Any]) -> WrittenEvent:
-        self._request()
+        self._request(user_id)
         event = self._live(user_id, event_id)
+        self._about(event.coconut_key)
         self._touch(event, {**event.body, **body})
         self._answer_lost()
         return WrittenEvent(event.id, event.change_key)
 
     async def delete_event(self, user_id: str, event_id: str) -> None:
-        self._request()
+        self._request(user_id)
         event = self.mailboxes[user_id].events.get(event_id)
-        if event is not None and not event.deleted:
-            event.deleted = True
-            event.version = next(self._counter)
+        if event is not None and event.in_calendar:
+            self._about(event.coconut_key)
+            self._move(event, "deleted")
             self._answer_lost()
 
     async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
-        self._request()
+        self._request(user_id)
+        self._about(coconut_key)
         return [
             WrittenEvent(e.id, e.change_key)
             for e in self.live_events(user_id)
@@ -140,7 +186,7 @@ class MemoryCalendar:
         ]
 
     async def find_service_events(self, user_id: str) -> list[WrittenEvent]:
-        self._request()
+        self._request(user_id)
         return [
             WrittenEvent(e.id, e.change_key)
             for e in self.live_events(user_id)
@@ -148,9 +194,9 @@ class MemoryCalendar:
         ]
 
     async def change_key_of(self, user_id: str, event_id: str) -> str | None:
-        self._request()
+        self._request(user_id)
         event = self.mailboxes[user_id].events.get(event_id)
-        return None if event is None or event.deleted else event.change_key
+        return event.change_key if event is not None and event.in_calendar else None
 
     async def calendar_delta(
         self,
@@ -162,7 +208,7 @@ class MemoryCalendar:
         """Links are `delta|<user>:<epoch>|<since>|<start>|<end>|<offset>`: a round reports every
         event changed after `since` (a first round, `since` -1, reports what is there and
         nothing removed), `offset` pages into it."""
-        self._request()
+        self._request(user_id)
         if link is None:
             if window is None:
                 raise ValueError("a new delta round needs its window")
@@ -180,7 +226,7 @@ class MemoryCalendar:
         )
         items: list[dict[str, Any]] = []
         for event in changed:
-            in_view = not event.deleted and event.instant("end") > start
+            in_view = event.in_calendar and event.instant("end") > start
             in_view = in_view and event.instant("start") < end
             if in_view:
                 items.append(event.as_delta_item())
@@ -197,9 +243,16 @@ class MemoryCalendar:
 
     # ----- inside ------------------------------------------------------------------------
 
-    def _request(self) -> None:
+    def _request(self, user_id: str | None = None) -> None:
         self.requests += 1
         self.faults.check(GRAPH)
+        if user_id in self.unreachable:
+            raise MailboxUnreachable(
+                "Graph answered 404 MailboxNotEnabledForRESTAPI: Graph cannot serve this "
+                "user's mailbox",
+                status=404,
+                code="MailboxNotEnabledForRESTAPI",
+            )
 
     def _answer_lost(self) -> None:
         """The write happened; a scheduled crash kills the process before it hears the answer,
@@ -224,7 +277,7 @@ class MemoryCalendar:
 
     def _live(self, user_id: str, event_id: str) -> MemoryEvent:
         event = self.mailboxes[user_id].events.get(event_id)
-        if event is None or event.deleted:
+        if event is None or not event.in_calendar:
             raise EventGone("Graph answered 404 ErrorItemNotFound", status=404)
         return event
 
@@ -236,6 +289,14 @@ class MemoryCalendar:
         mailbox.events[event.id] = event
         return event
 
+    def _move(self, event: MemoryEvent, folder: Folder) -> None:
+        event.folder, event.version = folder, next(self._counter)
+
+    def _about(self, coconut_key: str | None) -> None:
+        """A request about one item's event: fails while that item is set to fail."""
+        if coconut_key in self.failing_items:
+            raise retry_later(0.0, 500, "ErrorInternalServerError")
+
     def _touch(self, event: MemoryEvent, body: dict[str, Any]) -> None:
         number = next(self._counter)
         event.body, event.change_key, event.version = body, f"ck-{number}", number
@@ -243,3 +304,29 @@ class MemoryCalendar:
 
 # A lost answer is not a failure of the request but of its answer: kept apart from GRAPH.
 LOST_ANSWER: Final = "graph-lost-answer"
+DUPLICATE_TRANSACTION: Final = "ErrorDuplicateTransactionId"
+
+
+def _fingerprint(body: dict[str, Any], coconut_key: str) -> str:
+    """What a create says, compared the way Graph compares a repeated `transactionId`: the
+    properties written (nulls left out), `start`/`end` as the instant and the zone's name."""
+
+    def written(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: written(v) for k, v in value.items() if v is not None}
+        if isinstance(value, list):
+            return [written(item) for item in value]
+        return value
+
+    meaning = written(body)
+    for side in ("start", "end"):
+        value = body.get(side)
+        if isinstance(value, dict):
+            zone = str(value.get("timeZone", ""))
+            try:
+                naive = datetime.fromisoformat(str(value.get("dateTime")))
+                moment = naive.replace(tzinfo=mailbox_zone(zone)).astimezone(UTC).isoformat()
+            except (UnknownTimeZone, ValueError):
+                moment = str(value.get("dateTime"))
+            meaning[side] = [moment, zone.casefold()]
+    return json.dumps([meaning, coconut_key], sort_keys=True, default=str)

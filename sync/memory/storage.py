@@ -7,14 +7,14 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from sync.desired_state import DesiredItem
 from sync.errors import ConcurrentUpdate
 from sync.export.planning import EventLink
 from sync.memory.faults import Faults
-from sync.ports import StaffItemRow
+from sync.ports import ItemFailure, StaffItemRow
 from sync.staff_record import StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest, SyncReason
 
@@ -56,6 +56,7 @@ class _LinkRow:
     link: EventLink
     pending: bool
     etag: str
+    failure: ItemFailure | None = None
 
 
 class MemoryItemLinks:
@@ -71,13 +72,15 @@ class MemoryItemLinks:
             self._faults.check(STORAGE)
             rows = self.partitions.setdefault(staff_id, {})
             row = rows.get(item_key)
-            link = row.link if row is not None else EventLink(item_key=item_key)
-            rows[item_key] = _LinkRow(link, True, self._etags.new())
+            if row is None:
+                rows[item_key] = _LinkRow(EventLink(item_key=item_key), True, self._etags.new())
+            else:
+                row.pending, row.etag = True, self._etags.new()
 
     async def rows(self, staff_id: str) -> list[StaffItemRow]:
         self._faults.check(STORAGE)
         return [
-            StaffItemRow(staff_id, row.link, row.pending, row.etag)
+            StaffItemRow(staff_id, row.link, row.pending, row.etag, failure=row.failure)
             for row in self.partitions.get(staff_id, {}).values()
         ]
 
@@ -85,16 +88,23 @@ class MemoryItemLinks:
         self._faults.check(STORAGE)
         rows = self.partitions.setdefault(row.staff_id, {})
         current = rows.get(link.item_key)
+        failure = None if done or current is None else current.failure
         if not row.keep_pending and current is not None and current.etag == row.etag:
-            pending = current.pending and not done
-            rows[link.item_key] = _LinkRow(link, pending, self._etags.new())
-            return StaffItemRow(
-                row.staff_id, link, row.pending and not done, rows[link.item_key].etag
-            )
+            written = _LinkRow(link, current.pending and not done, self._etags.new(), failure)
+            rows[link.item_key] = written
+            return StaffItemRow(row.staff_id, link, row.pending and not done, written.etag)
         # Changed since read (a newer delivery): write the link, never clear the mark.
         pending = current.pending if current is not None else False
-        rows[link.item_key] = _LinkRow(link, pending, self._etags.new())
-        return StaffItemRow(row.staff_id, link, True, rows[link.item_key].etag, keep_pending=True)
+        kept = _LinkRow(link, pending, self._etags.new(), failure)
+        rows[link.item_key] = kept
+        return StaffItemRow(row.staff_id, link, True, kept.etag, keep_pending=True)
+
+    async def record_failure(self, row: StaffItemRow, failure: ItemFailure) -> None:
+        self._faults.check(STORAGE)
+        rows = self.partitions.setdefault(row.staff_id, {})
+        current = rows.get(row.item_key)
+        link = current.link if current is not None else row.link
+        rows[row.item_key] = _LinkRow(link, True, self._etags.new(), failure)
 
     async def forget(self, row: StaffItemRow) -> bool:
         self._faults.check(STORAGE)
@@ -108,6 +118,14 @@ class MemoryItemLinks:
             return False
         del rows[row.item_key]
         return True
+
+    def advance(self, seconds: float) -> None:
+        """Let `seconds` pass for failing items' retry times (see `MemoryStaffStore.advance`)."""
+        step = timedelta(seconds=seconds)
+        for rows in self.partitions.values():
+            for row in rows.values():
+                if row.failure is not None:
+                    row.failure = replace(row.failure, retry_at=row.failure.retry_at - step)
 
     async def pending_by_staff(self) -> Counter[str]:
         self._faults.check(STORAGE)

@@ -32,6 +32,11 @@ class MemoryWorld:
         self.items = DesiredItemStore(self.table, self.links)
         self.lease = StaffLease(self.staff, timedelta(seconds=self.lease_seconds))
 
+    def advance(self, seconds: float) -> None:
+        """Let time pass for every deadline the stores hold (leases, throttling, retries)."""
+        self.staff.advance(seconds)
+        self.links.advance(seconds)
+
     def worker(self) -> StaffWorker:
         """A worker on these adapters (as `sync.services` wires the real ones)."""
         return StaffWorker(

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Final
 
 from azure.core import MatchConditions
 from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
@@ -21,7 +21,7 @@ from azure.data.tables import UpdateMode
 from sync.concurrency import all_settled
 from sync.export.planning import EventLink
 from sync.names import STAFF_ITEMS_TABLE
-from sync.ports import StaffItemRow
+from sync.ports import ItemFailure, StaffItemRow
 from sync.storage.account import StorageAccount, guarded
 from sync.storage.keys import from_table_key, table_key
 
@@ -34,6 +34,23 @@ def _link_fields(link: EventLink) -> dict[str, Any]:
         "Generation": link.generation,
         "PendingCreate": link.pending_create,
     }
+
+
+# A failure's columns, cleared by a successful write.
+_NO_FAILURE: Final[dict[str, Any]] = {
+    "Failures": 0,
+    "FailingSince": "",
+    "LastError": "",
+    "RetryAt": "",
+}
+
+
+def _failure(entity: dict[str, Any]) -> ItemFailure | None:
+    count = int(entity.get("Failures") or 0)
+    since, retry_at = entity.get("FailingSince"), entity.get("RetryAt")
+    if count <= 0 or not isinstance(since, datetime) or not isinstance(retry_at, datetime):
+        return None
+    return ItemFailure(count, since, str(entity.get("LastError") or ""), retry_at)
 
 
 def _row(entity: dict[str, Any]) -> StaffItemRow:
@@ -50,6 +67,7 @@ def _row(entity: dict[str, Any]) -> StaffItemRow:
         link=link,
         pending=bool(entity.get("Pending", False)),
         etag=str(entity.metadata["etag"]) if hasattr(entity, "metadata") else "",
+        failure=_failure(entity),
     )
 
 
@@ -90,6 +108,8 @@ class TableItemLinks:
             "RowKey": table_key(link.item_key),
             **_link_fields(link),
         }
+        if done:
+            entity.update(_NO_FAILURE)
         if not row.keep_pending:
             if done:
                 entity["Pending"] = False
@@ -111,6 +131,18 @@ class TableItemLinks:
         entity.pop("Pending", None)
         metadata = await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
         return StaffItemRow(row.staff_id, link, True, str(metadata["etag"]), keep_pending=True)
+
+    async def record_failure(self, row: StaffItemRow, failure: ItemFailure) -> None:
+        entity = {
+            "PartitionKey": table_key(row.staff_id),
+            "RowKey": table_key(row.item_key),
+            "Pending": True,
+            "Failures": failure.count,
+            "FailingSince": failure.since,
+            "LastError": failure.reason,
+            "RetryAt": failure.retry_at,
+        }
+        await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
 
     async def forget(self, row: StaffItemRow) -> bool:
         """Delete the row unless it changed since it was read; whether it was deleted."""

@@ -48,6 +48,8 @@ COLUMNS: Final[Mapping[tuple[str, str], str]] = {
     ("outcome", "last_sync_at"): "LastSyncAt",
     ("outcome", "event_count"): "EventCount",
     ("outcome", "throttled_until"): "ThrottledUntil",
+    ("outcome", "failures"): "Failures",
+    ("outcome", "failing_since"): "FailingSince",
     ("connection", "disconnected"): "Disconnected",
     ("connection", "disconnected_at"): "DisconnectedAt",
     ("connection", "removed_events"): "RemovedEvents",

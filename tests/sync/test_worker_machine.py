@@ -237,7 +237,7 @@ class WorkerMachine(RuleBasedStateMachine):
     def _take(self, index: int = 0) -> Any:
         queued = self.world.queue.messages[index]
         # Time passes until the message is visible (a throttling wait, a lease's end).
-        self.world.staff.advance(queued.delay_seconds)
+        self.world.advance(queued.delay_seconds)
         return self.world.queue.take(index)
 
     @precondition(lambda self: self.world.queue.messages)
@@ -269,7 +269,7 @@ class WorkerMachine(RuleBasedStateMachine):
         except Crash:
             self._bury_the_dead_process()
             self.run(self.world.queue.send(request))
-            self.world.staff.advance(self.world.lease.duration.total_seconds() + 1)
+            self.world.advance(self.world.lease.duration.total_seconds() + 1)
         self.world.faults.restart()
 
     def _bury_the_dead_process(self) -> None:
@@ -310,17 +310,34 @@ class WorkerMachine(RuleBasedStateMachine):
         self.world.calendar.person_edit(user.id, events[pick % len(events)], {"subject": "Mine"})
         self.run(self.world.queue.request_sync([staff], "notification"))
 
+    @rule(staff=st.sampled_from(STAFF_IDS), reachable=st.booleans())
+    def mailbox_reachability(self, staff: str, reachable: bool) -> None:
+        """Graph stops (or starts again) serving the staff member's mailbox: on-premises,
+        unlicensed, inactive. Co-assigned staff must not notice."""
+        self.world.calendar.set_reachable(self.users[staff].id, reachable)
+
+    @rule(item=items, failing=st.booleans())
+    def item_fails_persistently(self, item: CoconutItem, failing: bool) -> None:
+        """Every request about one item's event answers 500 (or does not any more)."""
+        self.world.calendar.fail_item(item.key, failing)
+
     @rule(staff=st.sampled_from(STAFF_IDS))
     def graph_forgets_the_delta_token(self, staff: str) -> None:
         """The next incremental round answers 410: a full round over the whole window."""
         self.world.calendar.forget_delta_links(self.users[staff].id)
 
-    @rule(staff=st.sampled_from(STAFF_IDS), pick=st.integers(0, 1000))
-    def outlook_delete(self, staff: str, pick: int) -> None:
+    @rule(staff=st.sampled_from(STAFF_IDS), pick=st.integers(0, 1000), move=st.booleans())
+    def outlook_delete(self, staff: str, pick: int, move: bool) -> None:
+        """A person deletes a service event (into Deleted Items) or moves it to another
+        calendar: either way it has left the primary calendar, and Coconut wins."""
         events = self._service_events(staff)
         if not events:
             return
-        self.world.calendar.person_delete(self.users[staff].id, events[pick % len(events)])
+        user_id, event_id = self.users[staff].id, events[pick % len(events)]
+        if move:
+            self.world.calendar.person_move(user_id, event_id)
+        else:
+            self.world.calendar.person_delete(user_id, event_id)
         self.run(self.world.queue.request_sync([staff], "notification"))
 
     @rule(
@@ -377,6 +394,8 @@ class WorkerMachine(RuleBasedStateMachine):
 
     async def _quiesce(self) -> None:
         self.world.faults.restart()
+        self.world.calendar.unreachable.clear()
+        self.world.calendar.failing_items.clear()
         for delivery in self.outbox.waiting:  # Coconut retries until each is accepted
             await self._deliver(delivery)
         self.outbox.waiting.clear()
