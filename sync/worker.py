@@ -199,6 +199,10 @@ class StaffWorker:
                 "warning", "Warning", "no e-mail address known for this staff member yet"
             )
         learned = StaffChanges(roster=Roster(email=email))
+        if email != record.roster.email:
+            # Stored at once: a pass that fails later must not forget whose mailbox it is (the
+            # next pass may have no item left that names the e-mail).
+            await self._staff.merge(staff_id, learned)
         try:
             user = await self._mailbox(staff_id, email, record)
         except MailboxUnreachable as unreachable:

@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from sync.coconut.webhook_models import Delivery
 from sync.lease import StaffLease
 from sync.memory.world import MemoryWorld
@@ -218,11 +216,6 @@ async def test_while_graph_throttles_the_mailbox_one_retry_waits_and_plain_reque
     assert service.events(user) == ["appointment:A-1001"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/worker.py: a pass that fails Retryable drops the e-mail it learned, and "
-    "_staff_email ignores record.mailbox.email; the old event stays until the roster refresh",
-)
 async def test_an_item_reassigned_away_after_a_throttled_first_pass_leaves_the_calendar() -> None:
     service = Service()
     user = service.mailbox()
