@@ -196,7 +196,10 @@ class MemoryCalendar:
     async def change_key_of(self, user_id: str, event_id: str) -> str | None:
         self._request(user_id)
         event = self.mailboxes[user_id].events.get(event_id)
-        return event.change_key if event is not None and event.in_calendar else None
+        if event is None or not event.in_calendar:
+            return None
+        self._about(event.coconut_key)
+        return event.change_key
 
     async def calendar_delta(
         self,

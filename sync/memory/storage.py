@@ -103,7 +103,8 @@ class MemoryItemLinks:
         self._faults.check(STORAGE)
         rows = self.partitions.setdefault(row.staff_id, {})
         current = rows.get(row.item_key)
-        link = current.link if current is not None else row.link
+        # A row deleted meanwhile comes back bare, as a merge into Table Storage writes it.
+        link = current.link if current is not None else EventLink(item_key=row.item_key)
         rows[row.item_key] = _LinkRow(link, True, self._etags.new(), failure)
 
     async def forget(self, row: StaffItemRow) -> bool:
