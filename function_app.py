@@ -76,6 +76,15 @@ async def staff_sync_timer(timer: func.TimerRequest) -> None:
     await (await get_services(settings)).run_timer()
 
 
+@app.timer_trigger(
+    schedule=settings.coconut_reconcile_schedule, arg_name="timer", run_on_startup=False
+)
+async def coconut_reconcile_timer(timer: func.TimerRequest) -> None:
+    """The scheduled repair: every synced staff member's listings read from Coconut, spread
+    over the period (what lost webhooks left behind)."""
+    await (await get_services(settings)).run_repair()
+
+
 @app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
     """Graph change notifications (authenticated by clientState; Graph cannot send keys)."""

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from sync.coconut.api import CoconutRefused, CoconutUnavailable
 from sync.concurrency import all_settled
 from sync.ports import CoconutRoster, StaffStore, WorkQueue
-from sync.staff_record import Roster, StaffChanges, StaffRecord
+from sync.staff_record import Listing, Roster, StaffChanges, StaffRecord
 
 log = logging.getLogger("sync.cycle")
 
 # Requests go out over at most this many seconds: staff/100 s, capped at a minute.
 MAX_SPREAD_SECONDS = 60.0
+# The scheduled repair's requests go out over this share of its period.
+REPAIR_SPREAD_SHARE = 0.8
 ROSTER_WRITE_CONCURRENCY = 64
 
 
@@ -53,6 +55,14 @@ def _syncable(known: dict[str, StaffRecord]) -> list[str]:
 
 def _differs(record: StaffRecord | None, roster: Roster) -> bool:
     return record is None or record.roster != roster
+
+
+def _roster_changes(record: StaffRecord | None, roster: Roster) -> StaffChanges:
+    """The roster's word; calendar sync turned back on means reading Coconut's listings again
+    (what was booked meanwhile is in no webhook the service acted on)."""
+    if record is not None and record.roster.calendar_sync is False and roster.calendar_sync:
+        return StaffChanges(roster=roster, listing=Listing(due=True))
+    return StaffChanges(roster=roster)
 
 
 class PeriodicCycle:
@@ -98,7 +108,7 @@ class PeriodicCycle:
         else:
             roster_size = len(roster)
             updates = {
-                user.id: entry
+                user.id: _roster_changes(known.get(user.id), entry)
                 for user in roster
                 if _differs(
                     known.get(user.id),
@@ -117,11 +127,23 @@ class PeriodicCycle:
             )
         return RosterRefresh(enabled, roster_size, changes)
 
-    async def _write(self, updates: dict[str, Roster]) -> None:
+    async def request_repair(self, period_seconds: float) -> int:
+        """The scheduled repair (`COCONUT_RECONCILE_SCHEDULE`): one "reconcile" request per
+        synced staff member, spread over most of the period rather than all at once."""
+        staff_ids = sorted(r.staff_id for r in await self._staff.all() if r.syncable)
+        spread = max(0.0, period_seconds * REPAIR_SPREAD_SHARE)
+        await self._queue.request_sync_spread(staff_ids, "reconcile", spread_seconds=spread)
+        log.info(
+            "coconut reconcile scheduled",
+            extra={"operation": "coconut_reconcile", "outcome": "ok", "enqueued": len(staff_ids)},
+        )
+        return len(staff_ids)
+
+    async def _write(self, updates: dict[str, StaffChanges]) -> None:
         slots = asyncio.Semaphore(ROSTER_WRITE_CONCURRENCY)
 
-        async def write(staff_id: str, roster: Roster) -> None:
+        async def write(staff_id: str, changes: StaffChanges) -> None:
             async with slots:
-                await self._staff.merge(staff_id, StaffChanges(roster=roster))
+                await self._staff.merge(staff_id, changes)
 
         await all_settled(write(k, v) for k, v in updates.items())

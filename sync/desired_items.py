@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Final
 
 from sync.coconut.webhook_models import Delivery
 from sync.concurrency import all_settled
-from sync.desired_state import DesiredItem, Outcome, decide, delivery_key
+from sync.desired_state import DesiredItem, Outcome, decide, delivery_key, withdraw
 from sync.errors import StorageUnavailable
 from sync.ports import ItemLinks, ItemTable
 
@@ -30,6 +31,8 @@ class RecordResult:
     outcome: Outcome
     # Staff members whose calendars must be reconciled because of this delivery.
     staff_ids: frozenset[str]
+    # Whether the service knew nothing of the item before (an accepted first record).
+    new: bool = False
 
 
 class DesiredItemStore:
@@ -63,11 +66,36 @@ class DesiredItemStore:
                 if decision.reconcile_staff:
                     await self._links.mark_pending(decision.reconcile_staff, key)
                 return RecordResult(decision.outcome, decision.reconcile_staff)
-            await self._links.mark_pending(decision.reconcile_staff, key)
-            if not await self._table.swap(decision.record, etag):
+            record = decision.record.model_copy(update={"recorded_at": datetime.now(UTC)})
+            if not await self._commit(record, etag, decision.reconcile_staff):
                 continue  # another delivery of this item won the race: decide again
-            # Marked again after the commit: a run that saw the first mark but read the item
-            # before this commit cannot then clear the mark (its ETag swap fails).
-            await self._links.mark_pending(decision.reconcile_staff, key)
-            return RecordResult("accepted", decision.reconcile_staff)
+            return RecordResult("accepted", decision.reconcile_staff, new=recorded is None)
         raise StorageUnavailable(f"too much contention recording {key}")
+
+    async def withdraw(self, key: str, staff_id: str, *, listed_since: datetime) -> bool:
+        """Take the item out of `staff_id`'s calendar because a complete listing that began
+        at `listed_since` no longer showed it; False when there was nothing to withdraw or a
+        webhook recorded the item after the listing began (the listing raced it)."""
+        for _ in range(MAX_CAS_ATTEMPTS):
+            recorded, etag = await self._table.read(key)
+            if recorded is None:
+                return False
+            if recorded.recorded_at is not None and recorded.recorded_at >= listed_since:
+                return False
+            withdrawn = withdraw(recorded, staff_id)
+            if withdrawn is None:
+                return False
+            record = withdrawn.model_copy(update={"recorded_at": datetime.now(UTC)})
+            if await self._commit(record, etag, frozenset({staff_id})):
+                return True
+        raise StorageUnavailable(f"too much contention withdrawing {key}")
+
+    async def _commit(self, record: DesiredItem, etag: str | None, staff: frozenset[str]) -> bool:
+        """Swap the record in, marking the staff to reconcile before and after the commit."""
+        await self._links.mark_pending(staff, record.key)
+        if not await self._table.swap(record, etag):
+            return False
+        # Marked again after the commit: a run that saw the first mark but read the item
+        # before this commit cannot then clear the mark (its ETag swap fails).
+        await self._links.mark_pending(staff, record.key)
+        return True

@@ -17,10 +17,16 @@ Revision rules (contracts/coconut-webhooks.md), with the choices the contract le
   revision, so a redelivery of it is recognised as a duplicate.
 - A cancelled appointment is recorded like any change (status cancelled), so reconciling removes
   its events; it is not wanted in any calendar.
+- Coconut's listings (contracts/coconut-api.md) are recorded exactly like webhooks. An item a
+  complete listing of a staff member no longer shows has left their calendar: it is *withdrawn*
+  from them (`withdraw`), at the same revision, since the listing does not say which revision
+  took it away. A later listing or webhook at that same revision that assigns it to them again
+  restores it (the listing that missed it raced a change); anything newer wins as always.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +69,10 @@ class DesiredItem(BaseModel):
     previous_staff_ids: frozenset[str] = frozenset()
     # Staff id -> Coconut work e-mail, to find their Microsoft 365 user. Never log it.
     staff_emails: dict[str, str] = Field(default_factory=dict, repr=False)
+    # Staff a complete listing no longer showed it for, at this revision (see `withdraw`).
+    withdrawn_staff: frozenset[str] = frozenset()
+    # When the service recorded this state: a listing that began before it cannot withdraw it.
+    recorded_at: datetime | None = None
 
     @property
     def key(self) -> str:
@@ -159,13 +169,28 @@ def _decide_change(recorded: DesiredItem | None, new: DesiredItem) -> Decision:
         return Decision(outcome="accepted", record=new, reconcile_staff=new.staff_ids)
     if recorded.deleted or new.revision < recorded.revision:
         return Decision(outcome="stale")
-    if new.revision == recorded.revision:
+    if new.revision == recorded.revision and not (new.staff_ids & recorded.withdrawn_staff):
         return _redelivered(recorded)
     record = new.model_copy(update={"previous_staff_ids": recorded.staff_ids})
     return Decision(
         outcome="accepted",
         record=record,
         reconcile_staff=recorded.staff_ids | new.staff_ids,
+    )
+
+
+def withdraw(recorded: DesiredItem, staff_id: str) -> DesiredItem | None:
+    """The record once a complete listing of `staff_id` no longer shows the item (deleted in
+    Coconut, or reassigned to someone else), or None when there is nothing to withdraw."""
+    if recorded.deleted or staff_id not in recorded.staff_ids:
+        return None
+    return recorded.model_copy(
+        update={
+            "staff_ids": recorded.staff_ids - {staff_id},
+            "previous_staff_ids": recorded.staff_ids,
+            "staff_emails": {k: v for k, v in recorded.staff_emails.items() if k != staff_id},
+            "withdrawn_staff": recorded.withdrawn_staff | {staff_id},
+        }
     )
 
 

@@ -11,6 +11,7 @@ commands take these, never a concrete adapter.
 | `WorkQueue`           | `sync.storage.work_queue`            | `MemoryQueue`             |
 | `CoconutBusyTime`     | `sync.coconut.api.CoconutApi`        | `MemoryCoconut`           |
 | `CoconutRoster`       | `sync.coconut.api.CoconutApi`        | `MemoryCoconut`           |
+| `CoconutListings`     | `sync.coconut.api.CoconutApi`        | `MemoryCoconut`           |
 
 Both kinds pass one contract suite (`tests/contract/`), so they cannot drift apart. Failures are
 raised in the vocabulary of `sync.errors`.
@@ -25,6 +26,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from sync.coconut.api import CoconutUser
+from sync.coconut.webhook_models import Appointment, Unavailability
 from sync.desired_state import DesiredItem
 from sync.export.planning import EventLink
 from sync.imports.busy_time import BusyBlock
@@ -238,3 +240,14 @@ class CoconutBusyTime(Protocol):
 
 class CoconutRoster(Protocol):
     async def roster(self) -> list[CoconutUser]: ...
+
+
+class CoconutListings(Protocol):
+    """A staff member's appointments and absences as Coconut records them (the truth), every
+    one that ends after `end_after`: booked and cancelled, deleted ones absent."""
+
+    async def appointments(self, user_id: str, *, end_after: datetime) -> list[Appointment]: ...
+
+    async def unavailabilities(
+        self, user_id: str, *, end_after: datetime
+    ) -> list[Unavailability]: ...

@@ -19,6 +19,7 @@ from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
 from sync.imports.delta_import import BusyTimeImporter
 from sync.lease import StaffLease
+from sync.listings import ListingReconciler
 from sync.notifications.subscriptions import GraphSubscriptions
 from sync.ops.disconnect import StaffDisconnect
 from sync.ops.health import report_health
@@ -74,6 +75,7 @@ class Services:
             importer=BusyTimeImporter(calendar, coconut, settings.sync_horizon_days),
             subscriptions=subscriptions,
             disconnect=StaffDisconnect(calendar, links, coconut, subscriptions),
+            listings=ListingReconciler(coconut, items, links),
         )
         return cls(
             settings=settings,
@@ -91,6 +93,10 @@ class Services:
     @property
     def cycle(self) -> PeriodicCycle:
         return PeriodicCycle(self.staff, self.coconut, self.queue)
+
+    async def run_repair(self) -> None:
+        """The scheduled repair's timer (`COCONUT_RECONCILE_SCHEDULE`)."""
+        await self.cycle.request_repair(self.settings.reconcile_period_seconds)
 
     async def run_timer(self) -> None:
         """The timer's job: the periodic cycle, then the gauges the alerts read."""

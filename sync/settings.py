@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+from datetime import UTC, datetime
 from typing import Literal
 from urllib.parse import urlsplit
 
+from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_TIMER_SCHEDULE = "0 */5 * * * *"
+DEFAULT_RECONCILE_SCHEDULE = "0 30 * * * *"
 # Graph's limit for a subscription's clientState.
 MAX_CLIENT_STATE = 128
 
@@ -73,6 +76,10 @@ class Settings(BaseSettings):
     )
 
     sync_timer_schedule: str = Field(default=DEFAULT_TIMER_SCHEDULE, alias="SYNC_TIMER_SCHEDULE")
+    # The read of every synced staff member's listings from the Coconut API.
+    coconut_reconcile_schedule: str = Field(
+        default=DEFAULT_RECONCILE_SCHEDULE, alias="COCONUT_RECONCILE_SCHEDULE"
+    )
     public_base_url: str = Field(default="", alias="PUBLIC_BASE_URL")
     # Secret Graph echoes in every change notification (Key Vault reference in Azure).
     graph_client_state: SecretStr | None = Field(default=None, alias="GRAPH_CLIENT_STATE")
@@ -124,10 +131,10 @@ class Settings(BaseSettings):
         # Key Vault references to an absent optional secret resolve to "".
         return None if isinstance(value, str) and not value.strip() else value
 
-    @field_validator("sync_timer_schedule")
+    @field_validator("sync_timer_schedule", "coconut_reconcile_schedule")
     @classmethod
     def _ncrontab(cls, value: str) -> str:
-        if len(value.split()) != 6:
+        if len(value.split()) != 6 or not croniter.is_valid(value, second_at_beginning=True):
             raise ValueError("must be a six-field NCRONTAB expression (seconds first)")
         return value
 
@@ -152,6 +159,15 @@ class Settings(BaseSettings):
         if self.coconut_webhook_secret_previous is not None:
             secrets.append(self.coconut_webhook_secret_previous.get_secret_value())
         return tuple(secrets)
+
+    @property
+    def reconcile_period_seconds(self) -> float:
+        """Seconds between two scheduled repairs (the next two firings from now)."""
+        schedule = croniter(
+            self.coconut_reconcile_schedule, datetime.now(UTC), second_at_beginning=True
+        )
+        first = schedule.get_next(datetime)
+        return float((schedule.get_next(datetime) - first).total_seconds())
 
     @property
     def notifications_enabled(self) -> bool:

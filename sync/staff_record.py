@@ -13,6 +13,7 @@ party's fields:
 | `subscription` | the worker, lifecycle notices  | the change-notification subscription        |
 | `outcome`      | the worker                     | status, reason, counts: what an admin sees  |
 | `connection`   | ops disconnect/reconnect       | whether the service was taken out           |
+| `listing`      | the worker, the cycle, ops     | Coconut's listings: when read, what mended  |
 
 `StaffChanges` names the groups to write; within a group only the fields given to its
 constructor are written (pydantic's "fields set"), so `Outcome(status="Error", reason=...)`
@@ -90,6 +91,18 @@ class Connection(_Group):
     removed_busy_blocks: int = 0
 
 
+class Listing(_Group):
+    """Coconut's listings of the staff member (`sync.listings`)."""
+
+    listed_at: datetime | None = None  # None: never read (the first sync reads them)
+    due: bool = False  # read them on the next pass (calendar sync turned back on, reconnect)
+    # What the last scheduled repair mended (webhooks that never arrived).
+    repaired_at: datetime | None = None
+    created: int = 0
+    updated: int = 0
+    removed: int = 0
+
+
 GROUPS: Final = (
     "roster",
     "mailbox",
@@ -99,6 +112,7 @@ GROUPS: Final = (
     "subscription",
     "outcome",
     "connection",
+    "listing",
 )
 G = TypeVar("G", bound=_Group)
 
@@ -124,6 +138,7 @@ class StaffChanges(BaseModel):
     subscription: SubscriptionState | None = None
     outcome: Outcome | None = None
     connection: Connection | None = None
+    listing: Listing | None = None
 
     def then(self, later: StaffChanges) -> StaffChanges:
         """These changes followed by `later` (later fields win)."""
@@ -159,6 +174,7 @@ class StaffRecord(BaseModel):
     subscription: SubscriptionState = Field(default_factory=SubscriptionState)
     outcome: Outcome = Field(default_factory=Outcome)
     connection: Connection = Field(default_factory=Connection)
+    listing: Listing = Field(default_factory=Listing)
 
     def with_changes(self, changes: StaffChanges, etag: str) -> StaffRecord:
         """The record as it stands once `changes` are written (with the write's ETag)."""

@@ -39,6 +39,7 @@ GRAPH_THROTTLED: Final = "graph_throttled"
 QUEUE_AGE_MS: Final = "queue_age_ms"
 STAFF_BY_STATUS: Final = "staff_by_status"
 POISON_QUEUE_LENGTH: Final = "poison_queue_length"
+LOST_WEBHOOKS_REPAIRED: Final = "lost_webhooks_repaired"
 
 SERVICE_LOGGER: Final = "sync"
 CONNECTION_STRING_SETTING: Final = "APPLICATIONINSIGHTS_CONNECTION_STRING"
@@ -167,6 +168,10 @@ class Metrics:
         self.poison_queue_length = meter.create_gauge(
             POISON_QUEUE_LENGTH, description="messages in staff-sync-poison"
         )
+        self.lost_webhooks_repaired = meter.create_counter(
+            LOST_WEBHOOKS_REPAIRED,
+            description="items the scheduled repair found Coconut and the service disagree on",
+        )
 
 
 @cache
@@ -188,6 +193,25 @@ def record_latency(name: str, milliseconds: float, *, trigger: str) -> None:
 
 def record_queue_age(milliseconds: float, *, trigger: str) -> None:
     service_metrics().queue_age.record(max(0.0, milliseconds), {"trigger": trigger})
+
+
+def count_lost_webhooks_repaired(created: int, updated: int, removed: int) -> None:
+    """What a scheduled repair mended, by kind: each is a webhook that never arrived."""
+    counter = service_metrics().lost_webhooks_repaired
+    for kind, count in (("created", created), ("updated", updated), ("removed", removed)):
+        if count:
+            counter.add(count, {"kind": kind})
+    if created or updated or removed:
+        log_operation(
+            log,
+            "lost webhooks repaired",
+            operation="coconut_reconcile",
+            outcome="repaired",
+            level=logging.WARNING,
+            repaired_created=created,
+            repaired_updated=updated,
+            repaired_removed=removed,
+        )
 
 
 def count_graph_throttled(*, attempt: int, retry_after: float | None) -> None:

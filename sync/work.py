@@ -14,7 +14,15 @@ SyncAction = Literal["sync", "disconnect"]
 
 # Why the sync was asked for; for telemetry and the ops view (never personal data).
 SyncReason = Literal[
-    "webhook", "timer", "notification", "resync", "retry", "throttled", "lease_busy", "ops"
+    "webhook",
+    "timer",
+    "notification",
+    "resync",
+    "retry",
+    "throttled",
+    "lease_busy",
+    "ops",
+    "reconcile",
 ]
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
+from sync.coconut.api import UnknownCoconutUser
 from sync.desired_items import DesiredItemStore
 from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import Permanent, Retryable
@@ -28,6 +29,7 @@ from sync.export.calendar_writer import CalendarWriter, ExportOutcome
 from sync.graph.errors import MailboxUnreachable
 from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent
 from sync.lease import HeldLease, LeaseHeld, StaffLease
+from sync.listings import ListingReconciler
 from sync.ops.disconnect import StaffDisconnect
 from sync.ports import (
     ChangeSubscriptions,
@@ -40,6 +42,7 @@ from sync.ports import (
     WorkQueue,
 )
 from sync.staff_record import (
+    Listing,
     Mailbox,
     Outcome,
     RecordedStatus,
@@ -51,6 +54,7 @@ from sync.staff_record import (
 from sync.telemetry import (
     EXCHANGE_TO_COCONUT_MS,
     WEBHOOK_TO_EXCHANGE_MS,
+    count_lost_webhooks_repaired,
     log_operation,
     record_latency,
     record_queue_age,
@@ -107,6 +111,7 @@ class StaffWorker:
         importer: BusyTimeImporter | None = None,
         subscriptions: ChangeSubscriptions | None = None,
         disconnect: StaffDisconnect | None = None,
+        listings: ListingReconciler | None = None,
     ) -> None:
         self._staff = staff
         self._lease = lease
@@ -117,6 +122,7 @@ class StaffWorker:
         self._importer = importer
         self._subscriptions = subscriptions
         self._disconnect = disconnect
+        self._listings = listings
         self._writer = CalendarWriter(links, calendar)
 
     async def run(self, request: StaffSyncRequest) -> RunReport:
@@ -186,8 +192,16 @@ class StaffWorker:
             return _report(
                 "disabled", "Disabled", "calendar sync is off for this staff member in Coconut"
             )
+        listed = StaffChanges()
+        if self._listings is not None and _reads_listings(request, record):
+            listed = await self._read_listings(request, record)
         rows = await self._links.rows(staff_id)
         now = datetime.now(UTC)
+        if request.reason == "reconcile" and not any(
+            (r.pending or r.link.pending_create) and r.due(now) for r in rows
+        ):
+            # Coconut's record and ours agree: nothing to write, no Graph request at all.
+            return RunReport("synced", listed)
         # A failing item waits for its retry time (an operator's full resync does not).
         work = [
             r for r in rows if request.full or ((r.pending or r.link.pending_create) and r.due(now))
@@ -198,7 +212,7 @@ class StaffWorker:
             return _report(
                 "warning", "Warning", "no e-mail address known for this staff member yet"
             )
-        learned = StaffChanges(roster=Roster(email=email))
+        learned = listed.then(StaffChanges(roster=Roster(email=email)))
         if email != record.roster.email:
             # Stored at once: a pass that fails later must not forget whose mailbox it is (the
             # next pass may have no item left that names the e-mail).
@@ -288,7 +302,12 @@ class StaffWorker:
             if row.link.pending_create:
                 for event in await self._calendar.find_events_for(user.id, row.item_key):
                     own[event.id] = OwnEvent(row.item_key, None)
-        outcome = await self._importer.run(staff_id, user, record.cursor, own, full=full)
+        cursor = record.cursor
+        if record.mailbox.user_id and record.mailbox.user_id != user.id:
+            # The e-mail now names another Microsoft 365 user: the old mailbox's delta link
+            # says nothing about this one.
+            cursor = cursor.model_copy(update={"delta_link": ""})
+        outcome = await self._importer.run(staff_id, user, cursor, own, full=full)
         drifted = {**outcome.drifted, **await self._unseen(staff_id, outcome)}
         if drifted:
             # Read after the rows, like the export: a change that lands meanwhile keeps its
@@ -297,6 +316,37 @@ class StaffWorker:
             await self._writer.repair_drift(staff_id, user, rows, fresh, drifted)
         # Counted from the links themselves: exact whatever passes ran before.
         return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=len(own)))
+
+    async def _read_listings(self, request: StaffSyncRequest, record: StaffRecord) -> StaffChanges:
+        """Record the staff member's listings from Coconut (onboarding, or the scheduled
+        repair); staff a reassignment touches get a sync of their own."""
+        assert self._listings is not None
+        staff_id = request.staff_id
+        now = datetime.now(UTC)
+        try:
+            repair = await self._listings.reconcile(
+                staff_id, end_after=listing_window_start(record)
+            )
+        except UnknownCoconutUser:
+            # Coconut has no such user (any more): nothing listed, so nothing to withdraw
+            # either; the webhooks that named them stay the truth.
+            return StaffChanges(listing=Listing(listed_at=now, due=False))
+        others = repair.staff_to_sync - {staff_id}
+        if others:
+            await self._queue.request_sync(others, "reconcile")
+        if request.reason != "reconcile" or record.listing.listed_at is None:
+            return StaffChanges(listing=Listing(listed_at=now, due=False))
+        # A scheduled repair: what it mended are webhooks that never arrived.
+        count_lost_webhooks_repaired(repair.created, repair.updated, repair.removed)
+        mended = Listing(
+            listed_at=now,
+            due=False,
+            repaired_at=now,
+            created=repair.created,
+            updated=repair.updated,
+            removed=repair.removed,
+        )
+        return StaffChanges(listing=mended)
 
     async def _failing(
         self, staff_id: str, rows: list[StaffItemRow], export: ExportOutcome
@@ -446,6 +496,23 @@ def _soonest(failing: dict[str, ItemFailure]) -> float | None:
         return None
     due = min(f.retry_at for f in failing.values())
     return max(1.0, (due - datetime.now(UTC)).total_seconds())
+
+
+def _reads_listings(request: StaffSyncRequest, record: StaffRecord) -> bool:
+    """The staff member's first sync, calendar sync turned back on or a reconnect (`due`), an
+    operator's resync, or the scheduled repair."""
+    return (
+        request.full
+        or request.reason == "reconcile"
+        or record.listing.listed_at is None
+        or record.listing.due
+    )
+
+
+def listing_window_start(record: StaffRecord) -> datetime:
+    """Items that end after the calendar's initialisation minus one day, as the import."""
+    initialised = record.cursor.initialised_at or datetime.now(UTC)
+    return initialised - timedelta(days=1)
 
 
 def _zone_note(user: MailboxUser) -> str:

@@ -1,11 +1,23 @@
-"""Coconut in memory: the roster and each staff member's external events (busy blocks)
-(`sync.ports.CoconutBusyTime`, `sync.ports.CoconutRoster`)."""
+"""Coconut in memory: the roster, its own record of appointments and absences, and each staff
+member's external events (busy blocks) (`sync.ports.CoconutBusyTime`, `CoconutRoster`,
+`CoconutListings`)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from sync.coconut.api import CoconutUser, UnknownCoconutUser
+from sync.coconut.webhook_models import (
+    Appointment,
+    AppointmentChange,
+    AppointmentDeleted,
+    Delivery,
+    Unavailability,
+    UnavailabilityChange,
+    UnavailabilityDeleted,
+)
+from sync.desired_state import delivery_key
 from sync.imports.busy_time import BusyBlock
 from sync.memory.faults import Faults
 
@@ -18,15 +30,66 @@ class MemoryCoconut:
         self.users: dict[str, CoconutUser] = {}
         # User id -> external id -> the resource, as Coconut lists it.
         self.blocks: dict[str, dict[str, dict[str, Any]]] = {}
+        # Coconut's own record: item key -> the appointment or absence (deleted ones absent).
+        self.record: dict[str, Appointment | Unavailability] = {}
+        self.deleted: set[str] = set()
         self.requests = 0
 
     def add_user(self, user_id: str, email: str, *, calendar_sync: bool = True) -> None:
         self.users[user_id] = CoconutUser(id=user_id, email=email, calendar_sync=calendar_sync)
         self.blocks.setdefault(user_id, {})
 
+    def apply(self, delivery: Delivery) -> None:
+        """Keep Coconut's own record in step with what a webhook says (Coconut sends webhooks
+        about changes to its record: a test that delivers one changes the record too). Like
+        Coconut's record, it never goes back to an older revision, and a deletion is final."""
+        key = delivery_key(delivery)
+        if key is None or key in self.deleted:
+            return
+        match delivery:
+            case AppointmentChange(appointment=resource) | UnavailabilityChange(
+                unavailability=resource
+            ):
+                current = self.record.get(key)
+                if current is None or current.revision < resource.revision:
+                    self.record[key] = resource
+            case AppointmentDeleted() | UnavailabilityDeleted():
+                self.record.pop(key, None)
+                self.deleted.add(key)
+            case _:
+                pass
+
     async def roster(self) -> list[CoconutUser]:
         self._request()
         return list(self.users.values())
+
+    async def appointments(self, user_id: str, *, end_after: datetime) -> list[Appointment]:
+        self._request()
+        self._held(user_id)
+        return sorted(
+            (
+                item
+                for item in self.record.values()
+                if isinstance(item, Appointment)
+                and item.end > end_after
+                and any(member.id == user_id for member in item.staff)
+            ),
+            key=lambda item: (item.start, item.id),
+        )
+
+    async def unavailabilities(self, user_id: str, *, end_after: datetime) -> list[Unavailability]:
+        self._request()
+        self._held(user_id)
+        return sorted(
+            (
+                item
+                for item in self.record.values()
+                if isinstance(item, Unavailability)
+                and item.end > end_after
+                and item.staff.id == user_id
+            ),
+            key=lambda item: (item.start, item.id),
+        )
 
     async def busy_blocks(self, user_id: str) -> dict[str, dict[str, Any]]:
         self._request()

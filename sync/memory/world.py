@@ -8,6 +8,7 @@ from datetime import timedelta
 from sync.desired_items import DesiredItemStore
 from sync.imports.delta_import import BusyTimeImporter
 from sync.lease import StaffLease
+from sync.listings import ListingReconciler
 from sync.memory.calendar import MemoryCalendar
 from sync.memory.coconut import MemoryCoconut
 from sync.memory.faults import Faults
@@ -48,4 +49,5 @@ class MemoryWorld:
             queue=self.queue,
             importer=BusyTimeImporter(self.calendar, self.coconut, self.horizon_days),
             disconnect=StaffDisconnect(self.calendar, self.links, self.coconut, None),
+            listings=ListingReconciler(self.coconut, self.items, self.links),
         )

@@ -20,7 +20,14 @@ from sync.lease import LeaseHeld, StaffLease
 from sync.ops.errors import StaffLeased, UnknownCommand, UnknownStaff, WrongState
 from sync.ops.status import Status, effective_status
 from sync.ports import StaffStore, WorkQueue
-from sync.staff_record import Connection, ImportCursor, Outcome, StaffChanges, StaffRecord
+from sync.staff_record import (
+    Connection,
+    ImportCursor,
+    Listing,
+    Outcome,
+    StaffChanges,
+    StaffRecord,
+)
 from sync.work import StaffSyncRequest
 
 Command = Literal["resync", "reinitialise", "disconnect", "reconnect"]
@@ -118,6 +125,7 @@ class StaffCommands:
                     at=now,
                 ),
                 cursor=ImportCursor(initialised_at=now, delta_link=""),
+                listing=Listing(due=True),
             ),
         )
         await self._queue.send(StaffSyncRequest(staff_id=staff_id, reason="ops", full=True))

@@ -61,6 +61,12 @@ class StaffDetail(StaffSummary):
     subscription_expires_at: datetime | None
     subscription_error: str
     disconnected_at: datetime | None
+    # Coconut's listings: when last read, and what the last scheduled repair mended.
+    listed_at: datetime | None
+    repaired_at: datetime | None
+    repaired_created: int
+    repaired_updated: int
+    repaired_removed: int
     items: int
     pending_items: list[str]
 
@@ -141,6 +147,11 @@ class StatusView:
             subscription_expires_at=subscription.expires_at if subscription.id else None,
             subscription_error=subscription.error,
             disconnected_at=connection.disconnected_at if connection.disconnected else None,
+            listed_at=record.listing.listed_at,
+            repaired_at=record.listing.repaired_at,
+            repaired_created=record.listing.created,
+            repaired_updated=record.listing.updated,
+            repaired_removed=record.listing.removed,
             items=len(rows),
             pending_items=waiting[:PENDING_SHOWN],
         )

@@ -76,6 +76,6 @@ class TableItemStore:
                         match_condition=MatchConditions.IfNotModified,
                     )
                 )
-        except (ResourceExistsError, ResourceModifiedError):
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError):
             return False
         return True

@@ -54,6 +54,12 @@ COLUMNS: Final[Mapping[tuple[str, str], str]] = {
     ("connection", "disconnected_at"): "DisconnectedAt",
     ("connection", "removed_events"): "RemovedEvents",
     ("connection", "removed_busy_blocks"): "RemovedBusyBlocks",
+    ("listing", "listed_at"): "ListedAt",
+    ("listing", "due"): "ListingDue",
+    ("listing", "repaired_at"): "RepairedAt",
+    ("listing", "created"): "RepairedCreated",
+    ("listing", "updated"): "RepairedUpdated",
+    ("listing", "removed"): "RepairedRemoved",
 }
 
 

@@ -33,6 +33,8 @@ class Service:
         return self.world.calendar.add_user(mail, zone)
 
     async def deliver(self, delivery: Delivery) -> None:
+        """Coconut changes its record and sends the webhook; the endpoint records it."""
+        self.world.coconut.apply(delivery)
         result = await self.world.items.record(delivery)
         await self.world.queue.request_sync(result.staff_ids, "webhook")
 
@@ -40,7 +42,7 @@ class Service:
         """The given request, or the first one queued (its delay passed)."""
         if request is None:
             queued = self.world.queue.messages[0]
-            self.world.staff.advance(queued.delay_seconds)
+            self.world.advance(queued.delay_seconds)
             request = self.world.queue.take()
         return await self.worker.run(request)
 

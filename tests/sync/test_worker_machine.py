@@ -35,7 +35,7 @@ from hypothesis.stateful import (
 from local.coconut_emulator.webhooks import payloads
 from sync.coconut.webhook_models import Delivery, parse_delivery
 from sync.cycle import PeriodicCycle
-from sync.desired_state import DesiredItem, is_wanted_by
+from sync.desired_state import DesiredItem, decide, is_wanted_by
 from sync.export.rendering import render_event
 from sync.imports.busy_time import external_id_for
 from sync.memory.faults import Crash
@@ -101,7 +101,9 @@ class CoconutItem:
         )
 
     def delivery(self) -> Delivery:
-        plural = "appointments" if self.kind == "appointment" else "unavailabilities"
+        plural: Literal["appointments", "unavailabilities"] = (
+            "appointments" if self.kind == "appointment" else "unavailabilities"
+        )
         if self.deleted:
             data: Any = payloads.deletion(plural, self.coconut_id, self.revision)
             event = f"{self.kind}.deleted"
@@ -141,13 +143,17 @@ class WorkerMachine(RuleBasedStateMachine):
 
     # ----- Coconut ---------------------------------------------------------------------------
 
-    def _changed(self, item: CoconutItem) -> None:
+    def _changed(self, item: CoconutItem, *, webhook: bool = True) -> None:
+        """Coconut's record changes; its webhook goes out (or is lost for good)."""
         item.revision += 1
-        self.outbox.waiting.append(item.delivery())
+        delivery = item.delivery()
+        self.world.coconut.apply(delivery)
+        if webhook:
+            self.outbox.waiting.append(delivery)
 
     @initialize(target=items)
     def first_booking(self) -> CoconutItem:
-        return self.book_appointment(staff=["U-1"], hour=9)
+        return self._book(["U-1"], 9)
 
     @rule(
         target=items,
@@ -155,6 +161,9 @@ class WorkerMachine(RuleBasedStateMachine):
         hour=st.integers(0, 20),
     )
     def book_appointment(self, staff: list[str], hour: int) -> CoconutItem:
+        return self._book(staff, hour)
+
+    def _book(self, staff: list[str], hour: int) -> CoconutItem:
         self.counter += 1
         item = CoconutItem("appointment", f"A-{self.counter}", staff=tuple(staff), hour=hour)
         self.coconut[item.key] = item
@@ -169,12 +178,18 @@ class WorkerMachine(RuleBasedStateMachine):
         self._changed(item)
         return item
 
-    @rule(item=items, hour=st.integers(0, 20), notes=st.sampled_from(["", "bring ID", "late"]))
-    def change(self, item: CoconutItem, hour: int, notes: str) -> None:
+    @rule(
+        item=items,
+        hour=st.integers(0, 20),
+        notes=st.sampled_from(["", "bring ID", "late"]),
+        webhook=st.booleans(),
+    )
+    def change(self, item: CoconutItem, hour: int, notes: str, webhook: bool) -> None:
+        """A change, whose webhook may be lost for good (Coconut gave up after 24 hours)."""
         if item.deleted:
             return
         item.hour, item.notes = hour, notes
-        self._changed(item)
+        self._changed(item, webhook=webhook)
 
     @rule(
         item=items,
@@ -187,18 +202,37 @@ class WorkerMachine(RuleBasedStateMachine):
         self._changed(item)
 
     @rule(item=items)
+    def reassign_with_the_webhook_lost(self, item: CoconutItem) -> None:
+        if item.deleted:
+            return
+        others = [s for s in STAFF_IDS if s not in item.staff]
+        item.staff = (others[0],)
+        self._changed(item, webhook=False)
+
+    @rule()
+    def scheduled_repair(self) -> None:
+        """`COCONUT_RECONCILE_SCHEDULE`: every synced staff member's listings are read."""
+        self.run(self._cycle().request_repair(0))
+
+    @rule(staff=st.sampled_from(STAFF_IDS), enabled=st.booleans())
+    def calendar_sync(self, staff: str, enabled: bool) -> None:
+        """Coconut turns the staff member's calendar sync off or back on (the roster says so
+        at the next timer cycle)."""
+        self.world.coconut.add_user(staff, STAFF[staff][0], calendar_sync=enabled)
+
+    @rule(item=items)
     def cancel(self, item: CoconutItem) -> None:
         if item.deleted or item.kind != "appointment":
             return
         item.status = "cancelled"
         self._changed(item)
 
-    @rule(item=consumes(items))
-    def delete(self, item: CoconutItem) -> None:
+    @rule(item=consumes(items), webhook=st.booleans())
+    def delete(self, item: CoconutItem, webhook: bool) -> None:
         if item.deleted:
             return
         item.deleted = True
-        self._changed(item)
+        self._changed(item, webhook=webhook)
 
     # ----- deliveries ------------------------------------------------------------------------
 
@@ -292,7 +326,10 @@ class WorkerMachine(RuleBasedStateMachine):
     @rule()
     def timer(self) -> None:
         """The periodic cycle: the roster, then a sync request for every enabled staff member."""
-        self.run(PeriodicCycle(self.world.staff, self.world.coconut, self.world.queue).run())
+        self.run(self._cycle().run())
+
+    def _cycle(self) -> PeriodicCycle:
+        return PeriodicCycle(self.world.staff, self.world.coconut, self.world.queue)
 
     # ----- people in Outlook -----------------------------------------------------------------
 
@@ -399,7 +436,14 @@ class WorkerMachine(RuleBasedStateMachine):
         for delivery in self.outbox.waiting:  # Coconut retries until each is accepted
             await self._deliver(delivery)
         self.outbox.waiting.clear()
-        await PeriodicCycle(self.world.staff, self.world.coconut, self.world.queue).run()
+        for staff_id, (mail, _) in STAFF.items():
+            self.world.coconut.add_user(staff_id, mail, calendar_sync=True)
+        await self._cycle().run()  # the roster: calendar sync back on where it was off
+        await self._drain()
+        await self._cycle().request_repair(0)  # repairs what lost webhooks left behind
+        await self._drain()
+
+    async def _drain(self) -> None:
         for _ in range(MAX_DRAIN):
             if not self.world.queue.messages:
                 return
@@ -414,10 +458,9 @@ class WorkerMachine(RuleBasedStateMachine):
                 if event.coconut_key:
                     held.setdefault(event.coconut_key, []).append(event.body)
             wanted = {
-                key: render_event(recorded, user.time_zone).to_graph()
+                key: render_event(truth, user.time_zone).to_graph()
                 for key in self.coconut
-                if (recorded := self._recorded(key)) is not None
-                and is_wanted_by(recorded, staff_id)
+                if (truth := self._truth(key)) is not None and is_wanted_by(truth, staff_id)
             }
             assert sorted(held) == sorted(wanted), f"{staff_id}: events for the wrong items"
             for key, bodies in held.items():
@@ -427,13 +470,16 @@ class WorkerMachine(RuleBasedStateMachine):
                     f"{staff_id}: {key} is stale"
                 )
 
-    def _recorded(self, key: str) -> DesiredItem | None:
-        """The service's record must be Coconut's latest revision."""
-        recorded = self.world.table.items.get(key)
+    def _truth(self, key: str) -> DesiredItem | None:
+        """What Coconut says the item is now (None once deleted), as the service would record
+        it; the service must have caught up with every change, webhook or not."""
         item = self.coconut[key]
+        recorded = self.world.table.items.get(key)
         assert recorded is not None, f"{key}: never recorded"
+        if item.deleted:
+            return None
         assert recorded[0].revision == item.revision, f"{key}: recorded revision is stale"
-        return recorded[0]
+        return decide(None, item.delivery()).record
 
     def _check_busy_time(self) -> None:
         for staff_id in STAFF_IDS:
