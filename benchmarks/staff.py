@@ -85,6 +85,8 @@ def sender(stack: LocalStack) -> WebhookSender:
         WEBHOOK_SECRET,
         backoff=Backoff(first_delay=0.2, max_delay=2.0, max_attempts=20),
         timeout=30.0,
+        # Coconut sends webhooks about changes to its own record: the record changes too.
+        record=stack.coconut.record,
     )
 
 

@@ -236,7 +236,10 @@ class ChaosRun:
         held: list[payloads.Envelope] = []
         edits_per_change = config.outlook_edits / max(config.changes, 1)
         edit_budget = 0.0
-        async with WebhookSender(stack.webhook_url, WEBHOOK_SECRET, backoff=backoff) as coconut:
+        # Coconut sends webhooks about changes to its own record: the record changes too.
+        async with WebhookSender(
+            stack.webhook_url, WEBHOOK_SECRET, backoff=backoff, record=stack.coconut.record
+        ) as coconut:
             sent = 0
             while sent < config.changes:
                 batch = [workload.next_change() for _ in range(min(8, config.changes - sent))]

@@ -81,7 +81,13 @@ class Demo:
 
     async def send(self, envelope: Mapping[str, Any]) -> None:
         backoff = Backoff(first_delay=0.5, max_delay=5.0, max_attempts=10)
-        async with WebhookSender(self.stack.webhook_url, WEBHOOK_SECRET, backoff=backoff) as out:
+        # Coconut sends webhooks about changes to its own record: the record changes too.
+        async with WebhookSender(
+            self.stack.webhook_url,
+            WEBHOOK_SECRET,
+            backoff=backoff,
+            record=self.stack.coconut.record,
+        ) as out:
             delivery = await out.deliver(envelope)
         if not delivery.delivered:
             raise RuntimeError(f"webhook answered {delivery.status}")
