@@ -81,6 +81,8 @@ ITEM_ERROR_AFTER: Final = timedelta(minutes=30)
 _SOURCES: Final = {"graph": "Microsoft Graph", "coconut": "the Coconut API", "storage": "storage"}
 
 RunOutcome = Literal["synced", "warning", "error", "deferred", "disconnected", "disabled"]
+# Triggers whose pass reads Outlook too (the others only write the calendar).
+IMPORT_TRIGGERS: Final = frozenset({"timer", "notification", "ops", "resync"})
 # Requests sent without a delay: their time in the queue is the queue's own backlog.
 UNDELAYED_TRIGGERS: Final = frozenset({"webhook", "notification", "ops"})
 # Severity of a run's record (the workbook counts severity >= Error per staff member).
@@ -238,13 +240,14 @@ class StaffWorker:
                 if request.full
                 else max(0, event_count + export.created - export.removed)
             )
-            if self._importer is not None:
-                learned = learned.then(
-                    await self._import(staff_id, user, record, full=request.full)
-                )
-                event_count = learned.outcome.event_count if learned.outcome else event_count
-            if self._subscriptions is not None:
-                learned = learned.then(await self._subscribe(staff_id, user, record))
+            if _imports(request, record):
+                if self._importer is not None:
+                    learned = learned.then(
+                        await self._import(staff_id, user, record, full=request.full)
+                    )
+                    event_count = learned.outcome.event_count if learned.outcome else event_count
+                if self._subscriptions is not None:
+                    learned = learned.then(await self._subscribe(staff_id, user, record))
         except Permanent as failure:
             counted = learned.then(StaffChanges(outcome=Outcome(event_count=event_count)))
             # A mailbox Graph cannot serve heals in Exchange, not here: a warning, and the
@@ -496,6 +499,13 @@ def _soonest(failing: dict[str, ItemFailure]) -> float | None:
         return None
     due = min(f.retry_at for f in failing.values())
     return max(1.0, (due - datetime.now(UTC)).total_seconds())
+
+
+def _imports(request: StaffSyncRequest, record: StaffRecord) -> bool:
+    """Whether this pass also reads Outlook (delta round, drift repair, subscription): on the
+    triggers that stand for Outlook changes, and until the first round is done. A webhook's
+    pass only writes the calendar: Outlook did not change."""
+    return request.full or request.reason in IMPORT_TRIGGERS or not record.cursor.delta_link
 
 
 def _reads_listings(request: StaffSyncRequest, record: StaffRecord) -> bool:
