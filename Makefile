@@ -7,7 +7,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-SOURCES := sync function_app.py local chaos benchmarks
+SOURCES := sync function_app.py local chaos benchmarks tests
 
 .PHONY: demo test setup lint typecheck unit host chaos bench clean
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Literal, TypeVar
 
 import pytest
 
@@ -25,14 +25,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 def sender(stack: LocalStack) -> WebhookSender:
+    """Coconut sending webhooks about changes to its own record: the emulator's record (which
+    the service lists) changes first, as in Coconut."""
     return WebhookSender(
         stack.webhook_url,
         WEBHOOK_SECRET,
         backoff=Backoff(first_delay=0.2, max_delay=2.0, max_attempts=20),
+        record=stack.coconut.record,
     )
 
 
-async def deliver(stack: LocalStack, *envelopes: dict[str, Any]) -> list[int | None]:
+async def deliver(stack: LocalStack, *envelopes: Mapping[str, Any]) -> list[int | None]:
     async with sender(stack) as coconut:
         return [(await coconut.deliver(envelope)).status for envelope in envelopes]
 
@@ -56,8 +59,19 @@ def events_by_key(graph: GraphEmulator, user: str) -> dict[str, list[dict[str, A
     return found
 
 
-async def eventually(condition: Callable[[], T], within: float = 20.0) -> T:
-    """Wait until `condition()` is truthy (the sync is asynchronous); its last value."""
+async def landed(graph: GraphEmulator, user: str, key: str) -> dict[str, list[dict[str, Any]]]:
+    """Wait until an event for item `key` is in the mailbox; then every synced event by key."""
+
+    def found() -> dict[str, list[dict[str, Any]]] | None:
+        events = events_by_key(graph, user)
+        return events if key in events else None
+
+    return await eventually(found)
+
+
+async def eventually(condition: Callable[[], T | Literal[False] | None], within: float = 20.0) -> T:
+    """Wait until `condition()` is truthy (the sync is asynchronous); its last value (so
+    `lambda: ready and value` gives the value)."""
     deadline = time.monotonic() + within
     while True:
         value = condition()

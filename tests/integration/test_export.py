@@ -6,6 +6,7 @@ Every outcome is read back from the Graph emulator's mailboxes.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -16,7 +17,13 @@ from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.coconut import Coconut
 from local.stack import LocalStack
 from sync.timezones import mailbox_zone
-from tests.integration.conftest import deliver, events_by_key, eventually, synced_events
+from tests.integration.conftest import (
+    deliver,
+    events_by_key,
+    eventually,
+    landed,
+    synced_events,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +76,7 @@ def book_hour(coconut: Coconut, staff: list[payloads.StaffRef]) -> payloads.Enve
     )
 
 
-def key(envelope: dict[str, Any]) -> str:
+def key(envelope: Mapping[str, Any]) -> str:
     data = envelope["data"]
     kind = "appointment" if data["type"] == "appointments" else "unavailability"
     return f"{kind}:{data['id']}"
@@ -225,9 +232,7 @@ async def test_deleted_appointment_is_removed_and_stays_deleted(
         assert await deliver(stack, late) == [202]
         marker = book_hour(coconut, [people.jane])
         await deliver(stack, marker)
-        found = await eventually(
-            lambda m=marker: (e := events_by_key(stack.graph, people.jane_box)).get(key(m)) and e
-        )
+        found = await landed(stack.graph, people.jane_box, key(marker))
         assert key(booked) not in found
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -204,11 +204,12 @@ async def test_staff_without_a_mailbox_show_a_warning_with_its_reason(
 async def test_unknown_staff_bad_input_and_unknown_commands_get_clear_json_errors(
     ops: OpsClient,
 ) -> None:
-    for call in (
+    calls: list[Callable[[], object]] = [
         lambda: ops.detail("U-nobody"),
         lambda: ops.command("U-nobody", "resync"),
         lambda: ops.command("U-nobody", "disconnect"),
-    ):
+    ]
+    for call in calls:
         with pytest.raises(OpsRefused) as unknown:
             call()
         assert (unknown.value.status, unknown.value.code) == (404, "unknown_staff")

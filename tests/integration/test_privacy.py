@@ -21,7 +21,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -207,8 +207,8 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     await eventually(lambda: len(lee.service_events()) == 1 and not kim.service_events())
 
     # A delivery that breaks the contract in a field holding a name: refused without echoing it.
-    malformed = coconut.book(
-        staff=[kim.ref], start=SOON, end=SOON + timedelta(hours=1), service=OPENING
+    malformed: dict[str, Any] = dict(
+        coconut.book(staff=[kim.ref], start=SOON, end=SOON + timedelta(hours=1), service=OPENING)
     )
     malformed["data"]["attributes"]["attendees"] = [
         {**ZEPHYRINE, "first_name": ["Zephyrine"], "email": 7}
@@ -231,11 +231,12 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     await eventually(lambda: row(ops, lee.staff_id).get("status") == "Syncing")
     answers.append(json.dumps(await when_free(ops, kim.staff_id, "reinitialise")))
     answers += [json.dumps(ops.poison()), json.dumps(ops.replay())]
-    for refusal in (
+    refusals: list[Callable[[], object]] = [
         lambda: ops.detail(f"U-{uuid.uuid4().hex[:6]}"),
         lambda: ops.staff("Zephyrine"),
         lambda: ops._call("POST", "/resync", json={"Zephyrine": True}),
-    ):
+    ]
+    for refusal in refusals:
         with pytest.raises(OpsRefused) as error:
             refusal()
         error_bodies.append(json.dumps(error.value.document))

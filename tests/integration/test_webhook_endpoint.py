@@ -10,7 +10,7 @@ tables on Azurite and the Graph emulator's mailboxes and request counters.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -29,7 +29,13 @@ from local.graph_emulator.server import GraphEmulator
 from local.stack import LocalStack
 from sync.names import ITEMS_TABLE, STAFF_ITEMS_TABLE, STAFF_TABLE
 from sync.storage.keys import table_key
-from tests.integration.conftest import deliver, events_by_key, eventually, synced_events
+from tests.integration.conftest import (
+    deliver,
+    events_by_key,
+    eventually,
+    landed,
+    synced_events,
+)
 from tests.sync.webhooks.deliveries import (
     PREVIOUS_SECRET,
     REFUSALS,
@@ -157,8 +163,14 @@ def advisor(stack: LocalStack) -> Advisor:
     return new_advisor(stack)
 
 
+def changed_in_coconut(stack: LocalStack, envelope: Mapping[str, Any]) -> None:
+    """Coconut's own record (which the service lists) changes before it sends the webhook."""
+    stack.coconut.record.apply(envelope)
+
+
 async def post(stack: LocalStack, prepared: PreparedDelivery) -> httpx.Response:
-    """One POST exactly as prepared (no retry), keeping the response body."""
+    """One POST exactly as prepared (no retry), keeping the response body; Coconut's record is
+    left as it is (see `changed_in_coconut`)."""
     async with httpx.AsyncClient(timeout=60.0) as client:
         return await client.post(stack.webhook_url, content=prepared.body, headers=prepared.headers)
 
@@ -182,6 +194,7 @@ async def test_new_change_is_accepted_recorded_and_synced(
     stack: LocalStack, store: StateStore, advisor: Advisor
 ) -> None:
     booked = booking(new_coconut(), advisor.ref)
+    changed_in_coconut(stack, booked)
 
     response = await post(stack, signed(booked))
 
@@ -199,6 +212,7 @@ async def test_a_redelivery_is_a_duplicate_and_writes_the_event_once(
 ) -> None:
     coconut = new_coconut()
     booked = booking(coconut, advisor.ref)
+    changed_in_coconut(stack, booked)
     assert (await post(stack, signed(booked))).status_code == 202
 
     again = await post(stack, signed(booked))  # same delivery id and body, signed anew
@@ -209,9 +223,7 @@ async def test_a_redelivery_is_a_duplicate_and_writes_the_event_once(
     # for have run.
     control = booking(coconut, advisor.ref, start=START + timedelta(days=1))
     assert await deliver(stack, control) == [202]
-    found = await eventually(
-        lambda: (e := events_by_key(stack.graph, advisor.mailbox)).get(item_key(control)) and e
-    )
+    found = await landed(stack.graph, advisor.mailbox, item_key(control))
     assert len(found[item_key(booked)]) == 1
     writes = graph_writes(stack.graph, advisor.mailbox)
     assert (writes.get("POST"), writes.get("PATCH", 0), writes.get("DELETE", 0)) == (2, 0, 0)
@@ -222,6 +234,7 @@ async def test_a_delivery_signed_with_the_previous_secret_is_accepted_during_rot
 ) -> None:
     """COCONUT_WEBHOOK_SECRET_PREVIOUS reaches the receiver."""
     booked = booking(new_coconut(), advisor.ref)
+    changed_in_coconut(stack, booked)
 
     response = await post(stack, bad.prepare(booked, [PREVIOUS_SECRET], now()))
 
@@ -237,6 +250,7 @@ async def test_the_host_passes_a_body_of_exactly_one_mib_and_refuses_one_byte_mo
     booked, refused = booking(coconut, advisor.ref), booking(coconut, advisor.ref)
     limit = bad.oversize_body(booked, SECRETS, now(), size=bad.MAX_BODY_BYTES)
     assert len(limit.body) == bad.MAX_BODY_BYTES
+    changed_in_coconut(stack, booked)
 
     assert (await post(stack, limit)).status_code == 202
     over = await post(stack, bad.oversize_body(refused, SECRETS, now()))
@@ -326,6 +340,7 @@ async def test_state_store_outage_is_503_with_nothing_half_written_and_redeliver
     await eventually(lambda: store.run_finished(advisor.staff_id))
 
     during = booking(coconut, advisor.ref, start=START + timedelta(days=2))
+    changed_in_coconut(stack, during)
     stack.azurite.stop()
     try:
         response = await post(stack, signed(during))

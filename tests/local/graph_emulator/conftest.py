@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ import uvicorn
 from kiota_abstractions.authentication import AnonymousAuthenticationProvider
 from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
+from msgraph_core import GraphClientFactory
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -46,10 +47,18 @@ def jane(emulator: GraphEmulator) -> User:
 
 
 @pytest.fixture
-def graph(emulator: GraphEmulator) -> GraphServiceClient:
-    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider())
+async def graph(emulator: GraphEmulator) -> AsyncIterator[GraphServiceClient]:
+    """The SDK with its default middleware. Its connections are closed after the test through
+    the transport underneath: the SDK's own transport does not pass `aclose` on."""
+    connections = httpx.AsyncHTTPTransport()
+    client = GraphClientFactory.create_with_default_middleware(
+        client=httpx.AsyncClient(transport=connections)
+    )
+    adapter = GraphRequestAdapter(AnonymousAuthenticationProvider(), client=client)
     adapter.base_url = emulator.base_url
-    return GraphServiceClient(request_adapter=adapter)
+    yield GraphServiceClient(request_adapter=adapter)
+    await client.aclose()
+    await connections.aclose()
 
 
 @pytest.fixture

@@ -38,14 +38,18 @@ def events_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def host(azurite: Azurite, events_file: Path) -> Iterator[HostProcess]:
+def host(
+    azurite: Azurite, events_file: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[HostProcess]:
     env = {
         **REQUIRED,
         "AzureWebJobsStorage": azurite.connection_string,
         "SAMPLE_EVENTS_FILE": str(events_file),
         "SAMPLE_TIMER": "*/2 * * * * *",
     }
-    process = HostProcess(env=env, script_root=SAMPLE_APP).start()
+    # With a log file, not a pipe: HostProcess never reads nor closes its stderr pipe.
+    log = tmp_path_factory.mktemp("host") / "host.log"
+    process = HostProcess(env=env, script_root=SAMPLE_APP, log_path=log).start()
     yield process
     assert process.stop() == 0, "the host stops cleanly on SIGTERM"
 

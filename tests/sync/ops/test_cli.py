@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from rich.console import Console
 
@@ -17,7 +18,7 @@ def at(seconds: float) -> str:
 
 
 def test_finished_means_an_outcome_recorded_after_the_request() -> None:
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"staff_id": "U-1", "status": "Syncing", "status_at": at(5)},
         {"staff_id": "U-2", "status": "Error", "status_at": at(1)},
         {"staff_id": "U-3", "status": "Syncing", "status_at": at(-60)},  # before the request

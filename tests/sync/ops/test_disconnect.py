@@ -126,7 +126,7 @@ async def test_a_mailbox_not_resolved_yet_is_found_by_mail() -> None:
     changes = await disconnect.run("U-1", record)
 
     assert calendar.live_events(kim.id) == []
-    assert calendar.mailboxes[kim.id].events[orphan].deleted
+    assert calendar.mailboxes[kim.id].events[orphan].folder == "deleted"
     assert changes.connection is not None
     assert changes.connection.removed_events == 1
     assert changes.connection.removed_busy_blocks == 0, "gone from Coconut: nothing to remove"
