@@ -327,23 +327,24 @@ async def test_lost_create_answers_leave_exactly_one_event_per_appointment(
     for number in range(6):
         assigned = [staff[number % 2]]
         bookings.add(book(coconut, assigned, hour=number), assigned)
-    # The event is written, then the answer is lost: a 503, or the connection drops.
-    creates = {"methods": ["POST"], "pathPattern": r"^/users/[^/]+/events$"}
+    # The event is written, then the answer is lost: a 503, or the connection drops; twice each.
+    creates = {"methods": ["POST"], "pathPattern": r"^/users/[^/]+/events$", "rate": 1.0}
     set_faults(
         stack.graph,
-        {"kind": "lostResponse", "rate": 0.25, "lostAs": "503", **creates},
-        {"kind": "lostResponse", "rate": 0.25, "lostAs": "drop", **creates},
+        {"kind": "lostResponse", "lostAs": "503", "times": 2, **creates},
+        {"kind": "lostResponse", "lostAs": "drop", "times": 2, **creates},
     )
 
     assert await deliver(stack, *bookings.envelopes) == [202] * 6
 
     await converged(stack, staff, bookings, within=40)
-    lost = [
-        graph_requests(stack.graph, a.box).get("POST", {}).get(status, 0)
-        for a in staff
+    lost = {
+        status: sum(
+            graph_requests(stack.graph, a.box).get("POST", {}).get(status, 0) for a in staff
+        )
         for status in ("503", "dropped")
-    ]
-    assert sum(lost) > 0, "no answer was lost"
+    }
+    assert lost == {"503": 2, "dropped": 2}, "four answers were lost, and only four"
 
 
 # --- a crash -------------------------------------------------------------------------------------

@@ -75,62 +75,79 @@ def appointment(appointment_id: str) -> dict[str, Any]:
     return dict(payloads.envelope("appointment.created", resource))
 
 
-def post(stack: LocalStack, body: bytes, headers: dict[str, str]) -> httpx.Response:
-    return httpx.post(stack.webhook_url, content=body, headers=headers, timeout=30)
-
-
 def signed(body: bytes, delivery_id: str, timestamp: int | None = None) -> dict[str, str]:
     return signed_headers(delivery_id, body, [WEBHOOK_SECRET], timestamp or int(time.time()))
 
 
-def recorded(stack: LocalStack, appointment_id: str) -> bool:
-    tables = TableServiceClient.from_connection_string(stack.azurite.connection_string)
-    key = table_key(f"appointment:{appointment_id}")
-    try:
-        tables.get_table_client(ITEMS_TABLE).get_entity(key, "state")
-    except ResourceNotFoundError:
-        return False
-    return True
+class Probe:
+    """Sends to the host and reads back where a delivery would land, on clients kept for the
+    module (hundreds of examples each read the tables, the queue and Graph's counters)."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        assert stack.host is not None
+        self.stack = stack
+        self.base_url = stack.host.base_url
+        connection = stack.azurite.connection_string
+        self.http = httpx.Client(timeout=30)
+        self.tables = TableServiceClient.from_connection_string(connection)
+        self.queue = QueueClient.from_connection_string(connection, STAFF_SYNC_QUEUE)
+
+    def post(self, body: bytes, headers: dict[str, str]) -> httpx.Response:
+        return self.http.post(self.stack.webhook_url, content=body, headers=headers)
+
+    def recorded(self, appointment_id: str) -> bool:
+        key = table_key(f"appointment:{appointment_id}")
+        try:
+            self.tables.get_table_client(ITEMS_TABLE).get_entity(key, "state")
+        except ResourceNotFoundError:
+            return False
+        return True
+
+    def stored_rows(self) -> int:
+        """Every entity of the desired-state and link tables (0 while they do not exist)."""
+        count = 0
+        for name in (ITEMS_TABLE, STAFF_ITEMS_TABLE):
+            with contextlib.suppress(ResourceNotFoundError):
+                count += sum(1 for _ in self.tables.get_table_client(name).list_entities())
+        return count
+
+    def queued(self) -> int:
+        return self.queue.get_queue_properties().approximate_message_count or 0
+
+    def graph_writes(self) -> int:
+        counters = self.http.get(f"{self.stack.graph.control_url}/counters").json()
+        return sum(
+            count
+            for mailbox in counters["mailboxes"].values()
+            for method, statuses in mailbox["requests"].items()
+            if method in ("POST", "PATCH", "DELETE")
+            for count in statuses.values()
+        )
+
+    def assert_refused_without_trace(
+        self, response: httpx.Response, appointment_id: str | None, writes_before: int
+    ) -> None:
+        """Refused with a 4xx naming the problem; nothing recorded (the appointment, when the
+        body names one, and nothing at all in the service's tables), queued or sent to Graph."""
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["error"], "the answer names the problem"
+        if appointment_id is not None:
+            assert not self.recorded(appointment_id)
+        assert self.stored_rows() == 0
+        assert self.queued() == 0
+        assert self.graph_writes() == writes_before
+
+    def close(self) -> None:
+        self.http.close()
+        self.tables.close()
+        self.queue.close()
 
 
-def stored_rows(stack: LocalStack) -> int:
-    """Every entity of the desired-state and link tables (0 while they do not exist yet)."""
-    tables = TableServiceClient.from_connection_string(stack.azurite.connection_string)
-    count = 0
-    for name in (ITEMS_TABLE, STAFF_ITEMS_TABLE):
-        with contextlib.suppress(ResourceNotFoundError):
-            count += sum(1 for _ in tables.get_table_client(name).list_entities())
-    return count
-
-
-def queued(stack: LocalStack) -> int:
-    queue = QueueClient.from_connection_string(stack.azurite.connection_string, STAFF_SYNC_QUEUE)
-    return queue.get_queue_properties().approximate_message_count or 0
-
-
-def graph_writes(stack: LocalStack) -> int:
-    counters = httpx.get(f"{stack.graph.control_url}/counters").json()
-    return sum(
-        count
-        for mailbox in counters["mailboxes"].values()
-        for method, statuses in mailbox["requests"].items()
-        if method in ("POST", "PATCH", "DELETE")
-        for count in statuses.values()
-    )
-
-
-def assert_refused_without_trace(
-    stack: LocalStack, response: httpx.Response, appointment_id: str | None, writes_before: int
-) -> None:
-    """Refused with a 4xx naming the problem; nothing recorded (the appointment, when the body
-    names one, and nothing at all in the service's tables), queued or written to Graph."""
-    assert 400 <= response.status_code < 500, response.text
-    assert response.json()["error"], "the answer names the problem"
-    if appointment_id is not None:
-        assert not recorded(stack, appointment_id)
-    assert stored_rows(stack) == 0
-    assert queued(stack) == 0
-    assert graph_writes(stack) == writes_before
+@pytest.fixture(scope="module")
+def probe(stack: LocalStack) -> Iterator[Probe]:
+    checks = Probe(stack)
+    yield checks
+    checks.close()
 
 
 def new_id() -> str:
@@ -139,19 +156,19 @@ def new_id() -> str:
 
 @FUZZ
 @given(body=st.binary(max_size=300))
-def test_arbitrary_bytes_are_refused(stack: LocalStack, body: bytes) -> None:
-    before = graph_writes(stack)
-    response = post(stack, body, signed(body, "whevt_fuzz"))
-    assert_refused_without_trace(stack, response, None, before)
+def test_arbitrary_bytes_are_refused(probe: Probe, body: bytes) -> None:
+    before = probe.graph_writes()
+    response = probe.post(body, signed(body, "whevt_fuzz"))
+    probe.assert_refused_without_trace(response, None, before)
 
 
 @FUZZ
 @given(document=JSON)
-def test_arbitrary_json_is_refused(stack: LocalStack, document: Any) -> None:
+def test_arbitrary_json_is_refused(probe: Probe, document: Any) -> None:
     body = json.dumps(document).encode()
-    before = graph_writes(stack)
-    response = post(stack, body, signed(body, "whevt_fuzz"))
-    assert_refused_without_trace(stack, response, None, before)
+    before = probe.graph_writes()
+    response = probe.post(body, signed(body, "whevt_fuzz"))
+    probe.assert_refused_without_trace(response, None, before)
 
 
 FIELDS = [
@@ -184,7 +201,7 @@ def _parent(document: dict[str, Any], path: str) -> tuple[dict[str, Any], str]:
 @FUZZ
 @given(path=st.sampled_from(FIELDS), value=JSON, drop=st.booleans())
 def test_missing_or_mistyped_fields_are_refused(
-    stack: LocalStack, path: str, value: Any, drop: bool
+    probe: Probe, path: str, value: Any, drop: bool
 ) -> None:
     appointment_id = new_id()
     envelope = appointment(appointment_id)
@@ -203,15 +220,15 @@ def test_missing_or_mistyped_fields_are_refused(
             return  # no attendees: accepted as an appointment without customers
         node[leaf] = value
     body = json.dumps(envelope).encode()
-    before = graph_writes(stack)
-    response = post(stack, body, signed(body, delivery_id))
-    assert_refused_without_trace(stack, response, appointment_id, before)
+    before = probe.graph_writes()
+    response = probe.post(body, signed(body, delivery_id))
+    probe.assert_refused_without_trace(response, appointment_id, before)
     assert "sam@example.com" not in response.text, "no personal data in the error"
 
 
 @FUZZ
 @given(text=UNICODE, field=st.sampled_from(["notes", "service", "attendee_notes"]))
-def test_strings_beyond_the_limits_are_refused(stack: LocalStack, text: str, field: str) -> None:
+def test_strings_beyond_the_limits_are_refused(probe: Probe, text: str, field: str) -> None:
     appointment_id = new_id()
     envelope = appointment(appointment_id)
     attributes = envelope["data"]["attributes"]
@@ -223,9 +240,9 @@ def test_strings_beyond_the_limits_are_refused(stack: LocalStack, text: str, fie
     else:
         attributes["attendees"][0]["notes"] = long_text
     body = json.dumps(envelope).encode()
-    before = graph_writes(stack)
-    response = post(stack, body, signed(body, envelope["id"]))
-    assert_refused_without_trace(stack, response, appointment_id, before)
+    before = probe.graph_writes()
+    response = probe.post(body, signed(body, envelope["id"]))
+    probe.assert_refused_without_trace(response, appointment_id, before)
 
 
 @FUZZ
@@ -238,59 +255,55 @@ def test_strings_beyond_the_limits_are_refused(stack: LocalStack, text: str, fie
     ),
     skew=st.integers(min_value=-(10**6), max_value=10**6),
 )
-def test_bad_and_replayed_signatures_are_refused(
-    stack: LocalStack, signature: str, skew: int
-) -> None:
+def test_bad_and_replayed_signatures_are_refused(probe: Probe, signature: str, skew: int) -> None:
     appointment_id = new_id()
     envelope = appointment(appointment_id)
     body = json.dumps(envelope).encode()
-    before = graph_writes(stack)
+    before = probe.graph_writes()
     forged = {**signed(body, envelope["id"]), "X-Coconut-Signature": signature}
-    response = post(stack, body, forged)
+    response = probe.post(body, forged)
     assert response.status_code == 401
-    assert_refused_without_trace(stack, response, appointment_id, before)
+    probe.assert_refused_without_trace(response, appointment_id, before)
     if abs(skew) > 300:
         # A genuine signature replayed outside the tolerance is refused all the same.
         replayed = signed(body, envelope["id"], int(time.time()) + skew)
-        response = post(stack, body, replayed)
+        response = probe.post(body, replayed)
         assert response.status_code == 401
-        assert_refused_without_trace(stack, response, appointment_id, before)
+        probe.assert_refused_without_trace(response, appointment_id, before)
 
 
 @FUZZ
 @given(document=JSON, staff=st.text(max_size=40))
 def test_graph_notification_endpoints_never_fail_and_enqueue_nothing_unauthentic(
-    stack: LocalStack, document: Any, staff: str
+    probe: Probe, document: Any, staff: str
 ) -> None:
-    assert stack.host is not None
     for route in ("graph/notifications", "graph/lifecycle"):
-        response = httpx.post(
-            f"{stack.host.base_url}/api/{route}",
+        response = probe.http.post(
+            f"{probe.base_url}/api/{route}",
             params={"staff": staff} if staff else {},
             content=json.dumps(document).encode(),
-            timeout=30,
         )
         # Graph gets 202 for anything it could have sent; without our clientState nothing is
         # acted on. Anything else is a 400.
         assert response.status_code in (202, 400)
-    assert queued(stack) == 0
+    assert probe.queued() == 0
 
 
 @FUZZ
 @given(staff=st.text(min_size=1, max_size=60), command=st.text(max_size=20), body=JSON)
 def test_ops_endpoints_answer_unknown_staff_and_bad_input_with_4xx(
-    stack: LocalStack, staff: str, command: str, body: Any
+    probe: Probe, staff: str, command: str, body: Any
 ) -> None:
     # A well-formed resync request is not bad input: it is tested in test_ops.
     assume(not (isinstance(body, dict) and {"all", "staff_ids", "limit"} & set(body)))
-    assert stack.host is not None
-    base = f"{stack.host.base_url}/api/ops"
+    base = f"{probe.base_url}/api/ops"
+    http = probe.http
     answers = [
-        httpx.get(f"{base}/staff/{quote(staff, safe='')}", timeout=30),
-        httpx.post(f"{base}/staff/{uuid.uuid4().hex}/{quote(command, safe='') or 'x'}", timeout=30),
-        httpx.post(f"{base}/resync", content=json.dumps(body).encode(), timeout=30),
-        httpx.post(f"{base}/poison/replay", content=json.dumps(body).encode(), timeout=30),
+        http.get(f"{base}/staff/{quote(staff, safe='')}"),
+        http.post(f"{base}/staff/{uuid.uuid4().hex}/{quote(command, safe='') or 'x'}"),
+        http.post(f"{base}/resync", content=json.dumps(body).encode()),
+        http.post(f"{base}/poison/replay", content=json.dumps(body).encode()),
     ]
     for response in answers:
         assert response.status_code < 500, (response.request.url, response.text)
-    assert queued(stack) == 0
+    assert probe.queued() == 0
