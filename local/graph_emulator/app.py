@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 
@@ -17,6 +18,23 @@ from local.graph_emulator.state import EmulatorState
 
 log = logging.getLogger(__name__)
 GRAPH_PREFIX = "/v1.0"
+# Set while answering a request whose connection a fault drops on purpose.
+_DROPPING: contextvars.ContextVar[bool] = contextvars.ContextVar("dropping", default=False)
+_UNFINISHED = "ASGI callable returned without completing response"
+
+
+class _DroppedOnPurpose(logging.Filter):
+    """uvicorn reports an answer left unfinished as an application error; for a connection a
+    fault rule drops, that is the point (counted as "dropped" in `/counters`), not an error."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (_DROPPING.get() and record.getMessage().startswith(_UNFINISHED))
+
+
+def _quiet_dropped_connections() -> None:
+    server_log = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DroppedOnPurpose) for f in server_log.filters):
+        server_log.addFilter(_DroppedOnPurpose())
 
 
 class EmulatorApp:
@@ -28,6 +46,7 @@ class EmulatorApp:
         self.graph = GraphApi(state, schema)
         batch.install(self.graph)
         self.control = Starlette(routes=control_routes(state, schema))
+        _quiet_dropped_connections()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -75,6 +94,8 @@ async def _send(response: GraphResponse, send: Send) -> None:
     await send({"type": "http.response.start", "status": response.status, "headers": raw_headers})
     if response.drop_connection:
         # A lost response: the headers went out, the body never will; the server closes the
-        # connection and the client sees it end mid-response.
+        # connection and the client sees it end mid-response. The server logs this from the
+        # same task, where the flag is still set.
+        _DROPPING.set(True)
         return
     await send({"type": "http.response.body", "body": payload})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -88,6 +89,38 @@ async def test_lost_response_can_drop_the_connection(
         await http.post(f"/users/{jane.id}/events", json=event_body("Dropped"))
 
     assert [ev["subject"] for ev in emulator.events(jane.id)] == ["Dropped"]
+
+
+class Remember(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_connection_dropped_on_purpose_is_no_server_error(
+    http: httpx.AsyncClient, emulator: GraphEmulator, jane: User
+) -> None:
+    """uvicorn would log "ASGI callable returned without completing response" for it, which
+    reads like a handler that failed to answer."""
+    handler = Remember()
+    server_log = logging.getLogger("uvicorn.error")
+    server_log.addHandler(handler)
+    try:
+        await configure(
+            http, emulator, "faults", {"rules": [{"kind": "lostResponse", "lostAs": "drop"}]}
+        )
+        with pytest.raises(httpx.RemoteProtocolError):
+            await http.post(f"/users/{jane.id}/events", json=event_body("Dropped"))
+        await configure(http, emulator, "faults", {"rules": []})
+        answered = await http.get(f"/users/{jane.id}/events")
+    finally:
+        server_log.removeHandler(handler)
+
+    assert answered.status_code == 200
+    assert [r.getMessage() for r in handler.records if r.levelno >= logging.ERROR] == []
 
 
 async def test_injected_faults_follow_the_seed(
