@@ -2,7 +2,7 @@
 #   make demo   set everything up, start the local stack and play the demo scenario
 #   make test   set everything up and run the quality gates and the whole test suite
 # Other targets: setup, lint, typecheck, unit, host (run the local Functions host), chaos (the full
-# chaos suite), bench (write BENCHMARKS.md), clean.
+# chaos suite over three seeds, writes CHAOS.md), bench (write BENCHMARKS.md), clean.
 
 PYTHON ?= python3.11
 VENV := .venv
@@ -44,7 +44,7 @@ host: setup
 	$(PY) -m local.host --port 7071
 
 chaos: setup
-	$(PY) -m chaos
+	$(PY) -m chaos --seeds 1 2 3 --report CHAOS.md
 
 bench: setup
 	$(PY) -m benchmarks

@@ -2,7 +2,11 @@
 
 It drives the Coconut emulator's own model (`local.coconut_emulator.webhooks.coconut.Coconut`),
 so every envelope is what Coconut would send; this module only decides what happens next and
-remembers which items exist, for the final check.
+remembers which items exist, for the final check. Bound to the API emulator's record, every
+change is in Coconut's listings the moment it happens, whether its webhook arrives or not.
+
+Everything here is a function of the seed alone: the same seed gives the same staff, the same
+changes in the same order, with the same ids.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
+from local.coconut_emulator.record import CoconutRecord
 from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.coconut import Coconut
 
@@ -32,12 +38,23 @@ BRANCHES = [
 ]
 
 
+# Where a staff member's calendar lives: a mailbox Graph serves, a directory user whose mailbox
+# Graph cannot serve (on-premises, unlicensed: 404 MailboxNotEnabledForRESTAPI), or no
+# Microsoft 365 user at all.
+MailboxKind = Literal["enabled", "not enabled", "no user"]
+
+
 @dataclass(frozen=True)
 class StaffMember:
     staff_id: str
     email: str
     time_zone: str
-    has_mailbox: bool
+    mailbox: MailboxKind = "enabled"
+
+    @property
+    def has_mailbox(self) -> bool:
+        """Whether the service can write this staff member's calendar."""
+        return self.mailbox == "enabled"
 
     @property
     def ref(self) -> payloads.StaffRef:
@@ -60,19 +77,33 @@ class Workload:
     changes: int = 0
 
     @classmethod
-    def create(cls, seed: int, staff_count: int, tag: str) -> Workload:
+    def create(
+        cls, seed: int, staff_count: int, tag: str, record: CoconutRecord | None = None
+    ) -> Workload:
         rng = random.Random(seed)
         staff = [
             StaffMember(
                 staff_id=f"U-{tag}-{n}",
                 email=f"staff{n}.{tag}@bank.example",
                 time_zone=TIME_ZONES[n % len(TIME_ZONES)],
-                # One staff member has no Microsoft 365 mailbox: their items sync nowhere.
-                has_mailbox=n != staff_count - 1,
+                mailbox=_mailbox_kind(n, staff_count),
             )
             for n in range(staff_count)
         ]
-        return cls(seed, staff, rng, Coconut(first_appointment_number=rng.randrange(10**8)))
+        coconut = Coconut(first_appointment_number=rng.randrange(10**8), record=record)
+        return cls(seed, staff, rng, coconut)
+
+    def wanted_in(self, staff_id: str) -> list[str]:
+        """The item keys whose events this staff member's calendar should hold now."""
+        keys = []
+        for appointment_id in sorted(self.appointments - self.cancelled):
+            staff = self.coconut.appointment(appointment_id)["attributes"]["staff"]
+            if any(s["id"] == staff_id for s in staff):
+                keys.append(f"appointment:{appointment_id}")
+        for absence_id in sorted(self.absences):
+            if self.coconut.absence(absence_id)["attributes"]["staff"]["id"] == staff_id:
+                keys.append(f"unavailability:{absence_id}")
+        return keys
 
     def _when(self) -> tuple[datetime, datetime]:
         day = datetime.now(UTC).replace(hour=13, minute=0, second=0, microsecond=0)
@@ -163,3 +194,13 @@ class Workload:
         )
         self.absences.add(envelope["data"]["id"])
         return envelope
+
+
+def _mailbox_kind(n: int, staff_count: int) -> MailboxKind:
+    """The last staff member has no Microsoft 365 user, the one before a mailbox Graph cannot
+    serve: their items sync nowhere, and their statuses must say why."""
+    if n == staff_count - 1:
+        return "no user"
+    if n == staff_count - 2:
+        return "not enabled"
+    return "enabled"
