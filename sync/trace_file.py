@@ -63,6 +63,7 @@ class SpanFile(SpanExporter):
     def __init__(self, path: Path) -> None:
         self._path = path
         self._lock = threading.Lock()
+        path.parent.mkdir(parents=True, exist_ok=True)
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         lines = "".join(json.dumps(span_record(span), default=str) + "\n" for span in spans)

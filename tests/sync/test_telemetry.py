@@ -4,7 +4,11 @@ metrics the alerts read, gauges that never outlive their value."""
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,6 +25,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from sync.telemetry import (
+    PLATFORM_TELEMETRY_SETTINGS,
     SDK_LOGGERS,
     Metrics,
     ReadableFormatter,
@@ -35,6 +40,7 @@ from sync.telemetry import (
     staff_context,
     telemetry_target,
 )
+from sync.trace_file import read_spans
 from sync.tracing import invocation_span
 from tests.infra.test_alerts_and_workbook import METRICS
 from tests.sync.conftest import Exported
@@ -311,3 +317,40 @@ def test_graph_throttling_is_counted_by_status(exported: Exported) -> None:
         (("status", "429"),): 2,
         (("status", "503"),): 1,
     }
+
+
+# ----- configure_telemetry in a process of its own ---------------------------------------------
+
+_LOCAL_RUN = """
+import logging
+from sync.telemetry import configure_telemetry
+from sync.trace_file import read_spans
+from sync.tracing import invocation_span
+print(configure_telemetry(), configure_telemetry())
+with invocation_span("coconut_webhook", host_traceparent=None):
+    logging.getLogger("sync.webhooks").info("webhook accepted", extra={"coconut_id": "a:1"})
+"""
+
+
+def test_locally_records_go_to_the_console_and_spans_to_the_trace_file(tmp_path: Path) -> None:
+    spans = tmp_path / "spans.jsonl"
+    environment = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("APPLICATIONINSIGHTS_CONNECTION_STRING", *PLATFORM_TELEMETRY_SETTINGS)
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", _LOCAL_RUN],
+        env={**environment, "SYNC_TRACE_FILE": str(spans), "PYTHON_ENABLE_OPENTELEMETRY": "true"},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    assert done.stdout.split() == ["console", "console"]  # configured once
+    [span] = read_spans(spans)
+    [record] = [line for line in done.stderr.splitlines() if "webhook accepted" in line]
+    assert record.endswith(f"| coconut_id=a:1 trace={span['trace_id']}")
+    # A platform setting that would export a second time is named at start-up.
+    assert "PYTHON_ENABLE_OPENTELEMETRY is set" in done.stderr

@@ -4,10 +4,12 @@ calls share one trace id, read back from the exported spans."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import httpx
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from local.host.invocation import host_traceparent
@@ -16,6 +18,8 @@ from sync.graph.client import build_graph_client
 from sync.graph.mailboxes import StaffMailboxes
 from sync.settings import Settings
 from sync.telemetry import staff_context
+from sync.telemetry_pipeline import Pipeline
+from sync.trace_file import SpanFile, read_spans
 from sync.tracing import current_traceparent, invocation_span, message_span, remote_context
 from sync.work import StaffSyncRequest
 from tests.sync.conftest import Exported
@@ -162,3 +166,25 @@ def test_a_malformed_traceparent_is_ignored() -> None:
     assert remote_context("not a traceparent") is None
     assert remote_context("00-" + "0" * 32 + "-" + "1" * 16 + "-01") is None
     assert remote_context(None) is None
+
+
+def test_the_trace_file_holds_each_finished_span_as_one_json_line(tmp_path: Path) -> None:
+    path = tmp_path / "local-data" / "spans.jsonl"
+    pipeline = Pipeline(span_processors=[SimpleSpanProcessor(SpanFile(path))])
+    tracer = pipeline.tracer
+    with (
+        tracer.start_as_current_span("coconut_webhook", attributes={"staff_id": "U-42"}),
+        tracer.start_as_current_span("GET /v1.0/users", kind=SpanKind.CLIENT),
+    ):
+        pass
+    pipeline.shutdown()
+    call, webhook = read_spans(path)
+    assert (webhook["name"], call["name"], call["kind"]) == (
+        "coconut_webhook",
+        "GET /v1.0/users",
+        "CLIENT",
+    )
+    assert call["trace_id"] == webhook["trace_id"]
+    assert call["parent_span_id"] == webhook["span_id"]
+    assert webhook["parent_span_id"] is None
+    assert webhook["attributes"] == {"staff_id": "U-42"}
