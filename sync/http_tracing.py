@@ -34,7 +34,9 @@ Peer = Literal["graph", "coconut"]
 HTTP_REQUEST_METHOD: Final = "http.request.method"
 HTTP_RESPONSE_STATUS_CODE: Final = "http.response.status_code"
 URL_FULL: Final = "url.full"
+URL_SCHEME: Final = "url.scheme"
 SERVER_ADDRESS: Final = "server.address"
+SERVER_PORT: Final = "server.port"
 # The service's own: customDimensions of the dependency.
 PEER: Final = "peer"
 GRAPH_CLIENT_REQUEST_ID: Final = "graph.client_request_id"
@@ -81,10 +83,13 @@ class TracedTransport(httpx.AsyncBaseTransport):
         graph = self._peer == "graph"
         if graph and CLIENT_REQUEST_ID_HEADER not in request.headers:
             request.headers[CLIENT_REQUEST_ID_HEADER] = str(uuid.uuid4())
-        attributes: dict[str, str] = {
+        attributes: dict[str, str | int] = {
             HTTP_REQUEST_METHOD: request.method,
             URL_FULL: sanitized_url(request.url),
+            # The dependency's target: the host, and the port when not the scheme's default.
+            URL_SCHEME: request.url.scheme,
             SERVER_ADDRESS: request.url.host,
+            SERVER_PORT: request.url.port or (443 if request.url.scheme == "https" else 80),
             PEER: self._peer,
         }
         if staff := current_staff():

@@ -177,6 +177,7 @@ def platform_telemetry_settings(environment: Mapping[str, str]) -> list[str]:
 
 
 def quiet_sdk_loggers() -> None:
+    """Hold the SDKs' loggers at WARNING: their INFO lines carry request URLs and headers."""
     for name in SDK_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -185,21 +186,21 @@ def use_pipeline(pipeline: Pipeline, records: logging.Handler) -> Callable[[], N
     """Emit spans and metrics to `pipeline` and the service's records to `records` only (never
     also to the root logger's handlers); a function that undoes it (for tests)."""
     service = logging.getLogger(SERVICE_LOGGER)
-    before = (installed(), service.level, service.propagate, list(service.handlers))
-    install(pipeline)
-    service.setLevel(logging.INFO)
-    for handler in before[3]:
+    level, propagate, handlers = service.level, service.propagate, list(service.handlers)
+    previous = install(pipeline)
+    for handler in handlers:
         service.removeHandler(handler)
     service.addHandler(records)
+    service.setLevel(logging.INFO)
     service.propagate = False
 
     def undo() -> None:
-        install(before[0])
+        install(previous)
         service.removeHandler(records)
-        for handler in before[3]:
+        for handler in handlers:
             service.addHandler(handler)
-        service.setLevel(before[1])
-        service.propagate = before[2]
+        service.setLevel(level)
+        service.propagate = propagate
 
     return undo
 
@@ -219,12 +220,9 @@ def _azure_pipeline(
     # With local auth off, each exporter takes the managed identity named in
     # APPLICATIONINSIGHTS_AUTHENTICATION_STRING.
     connection = environment[CONNECTION_STRING_SETTING].strip()
-    return Pipeline(
+    pipeline = Pipeline(
         resource=service_resource(environment.get(SITE_NAME_SETTING)),
-        span_processors=[
-            BatchSpanProcessor(AzureMonitorTraceExporter(connection_string=connection)),
-            *file_spans,
-        ],
+        span_processors=file_spans,
         log_processors=[
             BatchLogRecordProcessor(AzureMonitorLogExporter(connection_string=connection))
         ],
@@ -232,6 +230,12 @@ def _azure_pipeline(
             PeriodicExportingMetricReader(AzureMonitorMetricExporter(connection_string=connection))
         ],
     )
+    # The trace exporter reads the resource from its provider, the global one unless given.
+    spans = AzureMonitorTraceExporter(
+        connection_string=connection, tracer_provider=pipeline.tracer_provider
+    )
+    pipeline.tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+    return pipeline
 
 
 _configured = False

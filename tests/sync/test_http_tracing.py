@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import httpx
 import pytest
+from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
 from opentelemetry.trace import StatusCode
 
 from sync.http_tracing import TracedTransport, route, sanitized_url
+from sync.telemetry import staff_context
 from tests.sync.conftest import Exported
 
 
@@ -113,7 +115,9 @@ async def test_a_coconut_call_carries_no_graph_ids_and_no_headers(exported: Expo
     assert dict(span.attributes or {}) == {
         "http.request.method": "GET",
         "url.full": "http://c.test/api/v2/users/U-1/external-events/e1",
+        "url.scheme": "http",
         "server.address": "c.test",
+        "server.port": 80,
         "peer": "coconut",
         "http.response.status_code": 204,
     }
@@ -127,3 +131,38 @@ async def test_a_transport_failure_ends_the_span_as_an_error(exported: Exported)
         await _send(TracedTransport(httpx.MockTransport(refuse), "coconut"), "http://c.test/x")
     [span] = exported.spans.get_finished_spans()
     assert span.status.status_code is StatusCode.ERROR
+
+
+async def test_what_application_insights_receives_for_a_graph_call(
+    exported: Exported, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The exporter's own conversion: a dependency of type HTTP on graph.microsoft.com, the
+    # redacted URL as its data, the status as its result code, the ids as customDimensions.
+    monkeypatch.setenv("APPLICATIONINSIGHTS_STATSBEAT_DISABLED_ALL", "true")
+    exporter = AzureMonitorTraceExporter(
+        connection_string="InstrumentationKey=00000000-0000-0000-0000-000000000000",
+        disable_offline_storage=True,
+    )
+    transport = TracedTransport(
+        httpx.MockTransport(lambda _: httpx.Response(429, headers={"request-id": "r-1"})), "graph"
+    )
+    with staff_context("U-42"):
+        await _send(
+            transport,
+            "https://graph.microsoft.com/v1.0/users?$filter=mail%20eq%20%27pat%40bank.example%27",
+        )
+    [span] = exported.spans.get_finished_spans()
+    dependency = exporter._span_to_envelope(span).data.base_data
+    assert (dependency.type, dependency.target, dependency.result_code, dependency.success) == (
+        "HTTP",
+        "graph.microsoft.com",
+        "429",
+        False,
+    )
+    assert dependency.data == "https://graph.microsoft.com/v1.0/users?$filter=redacted"
+    assert dependency.properties == {
+        "peer": "graph",
+        "staff_id": "U-42",
+        "graph.client_request_id": span.attributes["graph.client_request_id"],
+        "graph.request_id": "r-1",
+    }

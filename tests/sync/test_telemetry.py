@@ -16,6 +16,7 @@ import pytest
 from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.pipeline.policies import HttpLoggingPolicy
 from azure.core.rest import HttpRequest
+from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
 from azure.monitor.opentelemetry.exporter.export.metrics._exporter import (
     APPLICATION_INSIGHTS_METRIC_TEMPORALITIES,
 )
@@ -225,6 +226,25 @@ def test_a_record_made_in_a_span_carries_its_trace(exported: Exported) -> None:
         logging.getLogger("sync.webhooks").info("webhook accepted")
     [exported_record] = exported.records.get_finished_logs()
     assert exported_record.log_record.trace_id == span.get_span_context().trace_id
+
+
+def test_what_application_insights_receives_for_a_record(exported: Exported) -> None:
+    # The exporter's own conversion: the message, the dimensions as customDimensions, the
+    # trace as the operation id.
+    with invocation_span("coconut_webhook", host_traceparent=None) as span:
+        logging.getLogger("sync.webhooks").warning(
+            "webhook accepted", extra={"operation": "webhook", "coconut_id": "appointment:7"}
+        )
+    [exported_record] = exported.records.get_finished_logs()
+    envelope = _convert_log_to_envelope(exported_record)
+    trace = envelope.data.base_data
+    assert (trace.message, trace.severity_level) == ("webhook accepted", 2)  # Warning
+    assert trace.properties == {
+        "operation": "webhook",
+        "coconut_id": "appointment:7",
+        "logger_name": "sync.webhooks",
+    }
+    assert envelope.tags["ai.operation.id"] == f"{span.get_span_context().trace_id:032x}"
 
 
 def test_the_console_line_names_the_trace_a_record_belongs_to(exported: Exported) -> None:
