@@ -19,7 +19,8 @@ param environmentName string
 @description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
 param location string = resourceGroup().location
 
-@description('Root of the Coconut API, e.g. https://<tenant>.coconutcalendar.com/api.')
+@minLength(1)
+@description('Root of the Coconut API, e.g. https://<tenant>.coconutcalendar.com/api (azd: COCONUT_API_BASE_URL).')
 param coconutApiBaseUrl string
 
 @secure()

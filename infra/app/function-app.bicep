@@ -136,9 +136,11 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // Non-empty turns Graph change notifications on.
       PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
       // Identifies the component; with local auth off, ingestion needs the Entra token below.
+      // The service exports its own records, spans and metrics (sync/telemetry.py), so the
+      // worker is not asked to (no PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY): it would
+      // configure a second exporter on the root logger and send every record twice.
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
     }
   }
 

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from sync.telemetry import PLATFORM_TELEMETRY_SETTINGS
 from tests.infra.bicep import MISSING, Expr, Missing, Resource, Template, Value, calls
 
 Templates = dict[str, Template]
@@ -73,7 +74,6 @@ APP_SETTINGS: Final = frozenset(
         "SYNC_HORIZON_DAYS",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
-        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     }
 )
 SECRET_SETTINGS: Final = frozenset(
@@ -185,7 +185,9 @@ def app_settings_hold_no_secrets_or_keys(templates: Templates) -> list[str]:
             violations.append(f"{name}: must be a Key Vault reference or empty")
     violations += _expect_setting(settings, "AzureWebJobsStorage__credential", "managedidentity")
     violations += _expect_setting(settings, "GRAPH_AUTH", "managed_identity")
-    violations += _expect_setting(settings, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "true")
+    # The service exports its own telemetry; the worker doing so too sends every record twice.
+    for name in sorted(set(PLATFORM_TELEMETRY_SETTINGS) & names):
+        violations.append(f"{name}: the worker must not export telemetry next to the service")
     auth = settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
     if not any("Authorization=AAD" in t for t in _literal_texts(auth)):
         violations.append("APPLICATIONINSIGHTS_AUTHENTICATION_STRING must use Authorization=AAD")

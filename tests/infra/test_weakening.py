@@ -106,6 +106,14 @@ WEAKENINGS = [
         "never creates",
     ),
     Weakening(
+        "the worker exporting telemetry as well",
+        "app/function-app.bicep",
+        "      GRAPH_AUTH: 'managed_identity'\n",
+        "      GRAPH_AUTH: 'managed_identity'\n"
+        "      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'\n",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker must not export telemetry",
+    ),
+    Weakening(
         "Graph secret auth instead of managed identity",
         "app/function-app.bicep",
         "GRAPH_AUTH: 'managed_identity'",

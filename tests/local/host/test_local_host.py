@@ -98,6 +98,22 @@ def test_async_http_function_gets_the_raw_body(host: HostProcess) -> None:
     assert response.content == body
 
 
+def test_a_function_gets_the_invocations_trace_context_as_from_the_worker(
+    host: HostProcess,
+) -> None:
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    first = httpx.get(f"{host.base_url}/api/context", headers={"traceparent": caller}).json()
+    # The host's invocation span: a child of the caller's, in the caller's trace.
+    assert first["function_name"] == "invocation"
+    version, trace_id, span_id, flags = first["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    assert span_id != "00f067aa0ba902b7"
+    # Without one, each invocation starts a trace of its own.
+    second = httpx.get(f"{host.base_url}/api/context").json()["traceparent"]
+    third = httpx.get(f"{host.base_url}/api/context").json()["traceparent"]
+    assert second.split("-")[1] != third.split("-")[1]
+
+
 def test_unknown_route_and_wrong_method(host: HostProcess) -> None:
     assert httpx.get(f"{host.base_url}/api/nowhere").status_code == 404
     assert httpx.delete(f"{host.base_url}/api/hello/world").status_code == 405
