@@ -57,6 +57,11 @@ class HostProcess:
         self.wait_healthy(timeout)
         return self
 
+    @property
+    def pid(self) -> int | None:
+        """The host process's id while it runs (for CPU measurements)."""
+        return self._process.pid if self._process is not None else None
+
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
