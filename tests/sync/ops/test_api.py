@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
+from sync.errors import StorageUnavailable
 from sync.ops.api import OpsApi, ReplayBody, ResyncBody, parse_body, parse_status
 from sync.ops.errors import BadInput, StaffLeased, UnknownStaff
-from sync.errors import StorageUnavailable
 
 
 class Answer(BaseModel):
