@@ -203,7 +203,8 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     assert not missing, f"the probe values must reach the event itself: {missing}"
     assert "555 0188" not in exchange, "only the mobile number is written"
 
-    await deliver(stack, coconut.reassign(appointment, [lee.ref]))
+    reassigned = coconut.reassign(appointment, [lee.ref])
+    await deliver(stack, reassigned)
     await eventually(lambda: len(lee.service_events()) == 1 and not kim.service_events())
 
     # A delivery that breaks the contract in a field holding a name: refused without echoing it.
@@ -228,6 +229,8 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     answers.append(json.dumps(await when_free(ops, lee.staff_id, "disconnect")))
     await eventually(lambda: ops.detail(lee.staff_id)["status"] == "Disconnected")
     answers.append(json.dumps(await when_free(ops, lee.staff_id, "reconnect")))
+    # The disconnect purged Lee's content; Coconut's listing brings it back on a reconnect.
+    await deliver(stack, reassigned)
     await eventually(lambda: row(ops, lee.staff_id).get("status") == "Syncing")
     answers.append(json.dumps(await when_free(ops, kim.staff_id, "reinitialise")))
     answers += [json.dumps(ops.poison()), json.dumps(ops.replay())]
