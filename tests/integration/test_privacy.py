@@ -7,8 +7,8 @@ stored outside the event itself: the host's log (every record with its dimension
 included), every table entity, the queues (poison included), the status records, Coconut's
 external events, the ops API's answers and the error bodies.
 
-The one exception is the `items` table: it holds each appointment's desired state by design (the
-export renders the event from it), zlib-compressed in binary properties, and is left out.
+The `items` table is left out here: it keeps what each event is made of, encrypted, and
+`test_data_at_rest.py` reads it (with every other table and queue) as an operator would.
 The probe is shown to be live: every value does reach the Exchange event.
 """
 
