@@ -211,3 +211,10 @@ async def ops_poison_replay(req: func.HttpRequest, context: func.Context) -> fun
     """Put poison messages (all, or one staff member's) back on the work queue."""
     with _span(context):
         return _ops_reply(await (await _ops_api()).poison_replay(req.get_body()))
+
+
+@app.route(route="ops/data-key/rotate", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_rotate_data_key(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Re-seal stored content under SYNC_DATA_KEY (finishes a data key rotation)."""
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).rotate_data_key())

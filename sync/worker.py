@@ -208,7 +208,10 @@ class StaffWorker:
         work = [
             r for r in rows if request.full or ((r.pending or r.link.pending_create) and r.due(now))
         ]
-        items = await self._items.load(r.item_key for r in work)
+        try:
+            items = await self._items.load(r.item_key for r in work)
+        except Permanent as unreadable:  # content that cannot be decrypted (ContentUnreadable)
+            return _report("error", "Error", str(unreadable))
         email = _staff_email(staff_id, items, record)
         if email is None:
             return _report(

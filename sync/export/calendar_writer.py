@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sync.concurrency import all_settled
-from sync.desired_state import DesiredItem, is_wanted_by
+from sync.desired_state import DesiredItem, is_wanted_by, leaves_events_alone
 from sync.errors import EventGone, Permanent, Retryable, SyncError
 from sync.export.planning import (
     CalendarChange,
@@ -127,7 +127,13 @@ class CalendarWriter:
         """Apply the plan for `rows` (whose items are in `items`)."""
         by_key = {row.item_key: row for row in rows}
         desired = desired_drafts(staff_id, items, user.time_zone)
-        links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
+        # An item whose content is gone (past retention) leaves its event as history.
+        links = {
+            row.item_key: link
+            for row in rows
+            if (link := _link_of(row)) is not None
+            and not leaves_events_alone(items.get(row.item_key))
+        }
         finished = {key for key, item in items.items() if item is not None and item.deleted}
         changes = plan_calendar_changes(staff_id, desired, links, finished=finished)
         if check_drift:

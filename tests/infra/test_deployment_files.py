@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.infra import policy
-from tests.infra.bicep import MISSING, Template
+from tests.infra.bicep import MISSING, Expr, Template
 from tests.infra.conftest import INFRA, REPOSITORY
 
 GUIDE = (REPOSITORY / "docs/deployment.md").read_text()
@@ -107,9 +107,20 @@ def test_azd_reads_generated_secrets_back_from_the_vault() -> None:
     for name, secret in (
         ("coconutWebhookSecret", "coconut-webhook-secret"),
         ("graphClientState", "graph-client-state"),
+        ("syncDataKey", "sync-data-key"),
     ):
         value = mapped[name]["value"]
         assert value == f"$(secretOrRandomPassword ${{AZURE_KEY_VAULT_NAME}} {secret})"
+
+
+def test_no_parameter_file_or_output_holds_the_data_key(templates: dict[str, Template]) -> None:
+    for file in INFRA.rglob("*.json"):
+        for match in re.finditer(r'"value":\s*"([^"]*)"', file.read_text()):
+            assert not re.fullmatch(r"[A-Za-z0-9+/]{43}=", match.group(1)), f"a key in {file.name}"
+    for where, template in templates.items():
+        for name, value in template.outputs.items():
+            text = value.text if isinstance(value, Expr) else str(value)
+            assert "datakey" not in text.lower(), f"{where}: output {name}"
 
 
 def test_azure_yaml_deploys_the_python_function_app_with_main_bicep() -> None:

@@ -185,6 +185,42 @@ WEAKENINGS = [
         "enableRbacAuthorization",
     ),
     Weakening(
+        "data key as a plain app setting",
+        "app/function-app.bicep",
+        "SYNC_DATA_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}"
+        "secrets/sync-data-key/)'",
+        "SYNC_DATA_KEY: 'bG9jYWwtb25seSBkYXRhIGtleSwgbmV2ZXIgQXp1cmU='",
+        "SYNC_DATA_KEY: must be a Key Vault reference",
+    ),
+    Weakening(
+        "data key taken from a parameter instead of generated",
+        "core/security/key-vault.bicep",
+        "value: dataKeyKept ? syncDataKey : newDataKey",
+        "value: syncDataKey",
+        "the data key is not generated at deployment",
+    ),
+    Weakening(
+        "data key created only sometimes",
+        "core/security/key-vault.bicep",
+        "resource dataKey 'secrets' = {",
+        "resource dataKey 'secrets' = if (!empty(syncDataKey)) {",
+        "created only sometimes",
+    ),
+    Weakening(
+        "data key exposed as an output",
+        "core/security/key-vault.bicep",
+        "output name string = vault.name",
+        "output name string = vault.name\noutput dataKey string = syncDataKey",
+        "exposes a secure parameter",
+    ),
+    Weakening(
+        "data key seed exposed as an output",
+        "core/security/key-vault.bicep",
+        "output name string = vault.name",
+        "output name string = vault.name\noutput seed string = dataKeySeedA",
+        "exposes a secure parameter",
+    ),
+    Weakening(
         "secret exposed as an output",
         "core/security/key-vault.bicep",
         "output name string = vault.name",

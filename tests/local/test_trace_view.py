@@ -9,7 +9,9 @@ from rich.console import Console
 from local.trace_view import trace_tree, traces_with
 
 
-def _span(name: str, span_id: str, parent: str | None, start: str, **attributes: object) -> dict:
+def _span(
+    name: str, span_id: str, parent: str | None, start: str, **attributes: object
+) -> dict[str, object]:
     return {
         "trace_id": "t1",
         "span_id": span_id,

@@ -10,12 +10,17 @@ from azure.monitor.opentelemetry.exporter.export.metrics._exporter import (
     APPLICATION_INSIGHTS_METRIC_TEMPORALITIES,
 )
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from sync.telemetry import RecordExporter, use_pipeline
 from sync.telemetry_pipeline import Pipeline
+
+# The Azure Monitor exporter's temporalities, keyed as the metric reader's parameter is typed.
+METRIC_TEMPORALITIES: dict[type, AggregationTemporality] = dict(
+    APPLICATION_INSIGHTS_METRIC_TEMPORALITIES.items()
+)
 
 
 @dataclass(frozen=True)
@@ -32,8 +37,8 @@ def exported() -> Iterator[Exported]:
     """The pipeline `configure_telemetry` builds in Azure, exporting to memory instead; metrics
     are collected with the Azure Monitor exporter's own temporalities."""
     spans = InMemorySpanExporter()
-    records = InMemoryLogRecordExporter()
-    reader = InMemoryMetricReader(preferred_temporality=APPLICATION_INSIGHTS_METRIC_TEMPORALITIES)
+    records = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
+    reader = InMemoryMetricReader(preferred_temporality=METRIC_TEMPORALITIES)
     pipeline = Pipeline(
         span_processors=[SimpleSpanProcessor(spans)],
         log_processors=[SimpleLogRecordProcessor(records)],

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import httpx
 import pytest
 from azure.monitor.opentelemetry.exporter import AzureMonitorTraceExporter
+from azure.monitor.opentelemetry.exporter._generated.exporter.models import RemoteDependencyData
+from opentelemetry.sdk.metrics.export import NumberDataPoint
 from opentelemetry.trace import StatusCode
 
 from sync.http_tracing import TracedTransport, route, sanitized_url
@@ -96,8 +100,10 @@ async def test_throttling_and_errors_show_on_the_span_and_the_counter(exported: 
     assert data is not None
     [throttled] = [m for r in data.resource_metrics for s in r.scope_metrics for m in s.metrics]
     assert throttled.name == "graph_throttled"
+    points = throttled.data.data_points
+    assert all(isinstance(p, NumberDataPoint) for p in points)
     assert sorted(
-        (dict(p.attributes or {})["status"], p.value) for p in throttled.data.data_points
+        (dict(p.attributes or {})["status"], cast(NumberDataPoint, p).value) for p in points
     ) == [
         ("429", 1),
         ("503", 1),
@@ -152,7 +158,10 @@ async def test_what_application_insights_receives_for_a_graph_call(
             "https://graph.microsoft.com/v1.0/users?$filter=mail%20eq%20%27pat%40bank.example%27",
         )
     [span] = exported.spans.get_finished_spans()
-    dependency = exporter._span_to_envelope(span).data.base_data
+    envelope = exporter._span_to_envelope(span)
+    assert envelope.data is not None
+    dependency = envelope.data.base_data
+    assert isinstance(dependency, RemoteDependencyData)
     assert (dependency.type, dependency.target, dependency.result_code, dependency.success) == (
         "HTTP",
         "graph.microsoft.com",
@@ -160,6 +169,7 @@ async def test_what_application_insights_receives_for_a_graph_call(
         False,
     )
     assert dependency.data == "https://graph.microsoft.com/v1.0/users?$filter=redacted"
+    assert span.attributes is not None
     assert dependency.properties == {
         "peer": "graph",
         "staff_id": "U-42",

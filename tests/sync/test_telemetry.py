@@ -16,10 +16,8 @@ import pytest
 from azure.core.pipeline import PipelineContext, PipelineRequest
 from azure.core.pipeline.policies import HttpLoggingPolicy
 from azure.core.rest import HttpRequest
+from azure.monitor.opentelemetry.exporter._generated.exporter.models import MessageData
 from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
-from azure.monitor.opentelemetry.exporter.export.metrics._exporter import (
-    APPLICATION_INSIGHTS_METRIC_TEMPORALITIES,
-)
 from opentelemetry.sdk._logs import LoggerProvider
 from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
@@ -44,7 +42,7 @@ from sync.telemetry import (
 from sync.trace_file import read_spans
 from sync.tracing import invocation_span
 from tests.infra.test_alerts_and_workbook import METRICS
-from tests.sync.conftest import Exported
+from tests.sync.conftest import METRIC_TEMPORALITIES, Exported
 
 log = logging.getLogger("sync.test")
 
@@ -204,7 +202,7 @@ def test_with_the_platform_configured_too_a_record_is_still_exported_once(
 ) -> None:
     # The failure this guards against: PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY=true makes the
     # worker configure Azure Monitor on the root logger, next to the service's own pipeline.
-    platform = InMemoryLogRecordExporter()
+    platform = InMemoryLogRecordExporter()  # type: ignore[no-untyped-call]
     provider = LoggerProvider()
     provider.add_log_record_processor(SimpleLogRecordProcessor(platform))
     platform_handler = RecordExporter(provider)
@@ -237,13 +235,18 @@ def test_what_application_insights_receives_for_a_record(exported: Exported) -> 
         )
     [exported_record] = exported.records.get_finished_logs()
     envelope = _convert_log_to_envelope(exported_record)
+    assert envelope.data is not None
     trace = envelope.data.base_data
-    assert (trace.message, trace.severity_level) == ("webhook accepted", 2)  # Warning
+    assert isinstance(trace, MessageData)
+    # The exporter sends the severity as its number, though the model types it as a name.
+    severity: object = trace.severity_level
+    assert (trace.message, severity) == ("webhook accepted", 2)  # Warning
     assert trace.properties == {
         "operation": "webhook",
         "coconut_id": "appointment:7",
         "logger_name": "sync.webhooks",
     }
+    assert envelope.tags is not None
     assert envelope.tags["ai.operation.id"] == f"{span.get_span_context().trace_id:032x}"
 
 
@@ -322,7 +325,7 @@ def test_a_status_nobody_has_any_more_disappears_from_the_gauge(exported: Export
 
 
 def test_why_the_gauges_are_observable_a_synchronous_one_repeats_its_last_value() -> None:
-    reader = InMemoryMetricReader(preferred_temporality=APPLICATION_INSIGHTS_METRIC_TEMPORALITIES)
+    reader = InMemoryMetricReader(preferred_temporality=METRIC_TEMPORALITIES)
     gauge = MeterProvider(metric_readers=[reader]).get_meter("test").create_gauge("stale")
     gauge.set(2, {"status": "Error"})
     assert _points(reader) == {"stale": {(("status", "Error"),): 2}}

@@ -13,6 +13,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from local.host.invocation import host_traceparent
+from sync.content_cipher import new_data_key
 from sync.graph.calendar import GraphCalendar
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
@@ -29,13 +30,14 @@ MAILBOX_ID = "4f1c2e3a-0000-4000-8000-000000000001"
 
 
 def _settings() -> Settings:
-    return Settings(
-        **{
+    return Settings.model_validate(
+        {
             "GRAPH_BASE_URL": "http://127.0.0.1:8081/v1.0",
             "GRAPH_AUTH": "none",
             "COCONUT_API_BASE_URL": "http://127.0.0.1:8082/api/v2",
             "COCONUT_API_KEY": "local-coconut-api-key",
             "COCONUT_WEBHOOK_SECRET": "local-webhook-secret",
+            "SYNC_DATA_KEY": new_data_key(),
         }
     )
 

@@ -19,6 +19,7 @@ from azure.storage.queue import QueueClient
 
 from local.azurite import REPO_ROOT, Azurite
 from local.host_process import HostProcess
+from sync.content_cipher import new_data_key
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,7 @@ REQUIRED = {
     "COCONUT_WEBHOOK_SECRET": "test-secret",
     "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0",
     "GRAPH_AUTH": "none",
+    "SYNC_DATA_KEY": new_data_key(),
 }
 
 
