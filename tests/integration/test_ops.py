@@ -19,6 +19,7 @@ from azure.storage.queue.aio import QueueServiceClient
 from rich.console import Console
 
 from local.coconut_emulator.webhooks import payloads
+from local.coconut_emulator.webhooks.payloads import Envelope
 from local.stack import LocalStack
 from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.imports.busy_time import is_service_external_id
@@ -79,7 +80,7 @@ class Person:
             f"kim.{tag}@bank.onmicrosoft.com", mail=self.email, time_zone="UTC"
         ).id
         stack.coconut.add_user(self.staff_id, self.email, "Kim", tag, calendar_sync=True)
-        self.bookings: list[dict[str, Any]] = []
+        self.bookings: list[Envelope] = []
 
     async def book(self, *others: Person, start: datetime = SOON) -> str:
         envelope = new_coconut().book(
