@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+from contextlib import AbstractContextManager
 
 import azure.functions as func
+from opentelemetry.trace import Span
 
 from sync.errors import StorageUnavailable
 from sync.names import STAFF_SYNC_QUEUE
@@ -23,12 +25,14 @@ from sync.ops.api import OpsApi, OpsReply
 from sync.services import get_services
 from sync.settings import load_settings
 from sync.telemetry import configure_telemetry
+from sync.tracing import invocation_span, message_span
 from sync.webhooks.receiver import receive_webhook
 from sync.work import StaffSyncRequest
 
 # Validated at start-up: a missing or invalid setting stops the app with one line naming it.
 settings = load_settings()
-# Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else the console.
+# Application Insights when APPLICATIONINSIGHTS_CONNECTION_STRING is set, else the console. The
+# service owns its telemetry: the platform's worker is not asked to configure any.
 configure_telemetry()
 
 app = func.FunctionApp(http_auth_level=func.AuthLevel.FUNCTION)
@@ -40,81 +44,112 @@ def _json(status: int, body: object) -> func.HttpResponse:
 
 
 def _plain(reply: NotificationReply) -> func.HttpResponse:
-    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
+    return _plain(reply)
+
+
+def _span(context: func.Context) -> AbstractContextManager[Span]:
+    """The invocation's span, a child of the host's invocation span (sync.tracing)."""
+    host = context.trace_context
+    return invocation_span(
+        context.function_name, host_traceparent=host.trace_parent, host_tracestate=host.trace_state
+    )
 
 
 @app.route(route="coconut/webhooks", methods=["POST"])
-async def coconut_webhook(req: func.HttpRequest) -> func.HttpResponse:
+async def coconut_webhook(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Coconut's appointment/absence changes (contracts/coconut-webhooks.md)."""
-    try:
-        services = await get_services(settings)
-    except StorageUnavailable:
-        return _json(503, {"error": "state store unavailable; retry later"})
-    reply = await receive_webhook(
-        dict(req.headers),
-        req.get_body(),
-        secrets=settings.webhook_secrets,
-        recorder=services.items,
-        requester=services.queue,
-    )
+    with _span(context):
+        try:
+            services = await get_services(settings)
+        except StorageUnavailable:
+            return _json(503, {"error": "state store unavailable; retry later"})
+        reply = await receive_webhook(
+            dict(req.headers),
+            req.get_body(),
+            secrets=settings.webhook_secrets,
+            recorder=services.items,
+            requester=services.queue,
+        )
     return _json(reply.status, reply.body)
 
 
 @app.queue_trigger(
     arg_name="message", queue_name=STAFF_SYNC_QUEUE, connection="AzureWebJobsStorage"
 )
-async def staff_worker(message: func.QueueMessage) -> None:
+async def staff_worker(message: func.QueueMessage, context: func.Context) -> None:
     """Bring one staff member's calendar (and busy time) in step."""
     request = StaffSyncRequest.model_validate_json(message.get_body())
-    services = await get_services(settings)
-    await services.worker.run(request)
+    host = context.trace_context
+    with message_span(
+        context.function_name,
+        host_traceparent=host.trace_parent,
+        host_tracestate=host.trace_state,
+        sender_traceparent=request.traceparent,
+        continue_sender=request.continues_trace,
+        attributes={
+            "staff_id": request.staff_id,
+            "trigger": request.reason,
+            "action": request.action,
+            "full": request.full,
+            "attempt": request.attempt,
+            "queue": STAFF_SYNC_QUEUE,
+            "message_id": message.id or "",
+            "dequeue_count": message.dequeue_count or 0,
+        },
+    ):
+        services = await get_services(settings)
+        await services.worker.run(request)
 
 
 @app.timer_trigger(schedule=settings.sync_timer_schedule, arg_name="timer", run_on_startup=False)
-async def staff_sync_timer(timer: func.TimerRequest) -> None:
+async def staff_sync_timer(timer: func.TimerRequest, context: func.Context) -> None:
     """The periodic cycle: roster refresh and one sync per enabled staff member."""
-    await (await get_services(settings)).run_timer()
+    with _span(context):
+        await (await get_services(settings)).run_timer()
 
 
 @app.timer_trigger(
     schedule=settings.coconut_reconcile_schedule, arg_name="timer", run_on_startup=False
 )
-async def coconut_reconcile_timer(timer: func.TimerRequest) -> None:
+async def coconut_reconcile_timer(timer: func.TimerRequest, context: func.Context) -> None:
     """The scheduled repair: every synced staff member's listings read from Coconut, spread
     over the period (what lost webhooks left behind)."""
-    await (await get_services(settings)).run_repair()
+    with _span(context):
+        await (await get_services(settings)).run_repair()
 
 
 @app.route(route="graph/notifications", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-async def graph_notifications(req: func.HttpRequest) -> func.HttpResponse:
+async def graph_notifications(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Graph change notifications (authenticated by clientState; Graph cannot send keys)."""
     # The validation handshake is answered before anything touches storage: Graph allows 10 s,
     # and a cold start must make it.
     if (handshake := validation_reply(dict(req.params))) is not None:
         return _plain(handshake)
-    services = await get_services(settings)
-    reply = await receive_notifications(
-        dict(req.params),
-        req.get_body(),
-        client_state=settings.client_state,
-        requester=services.queue,
-    )
+    with _span(context):
+        services = await get_services(settings)
+        reply = await receive_notifications(
+            dict(req.params),
+            req.get_body(),
+            client_state=settings.client_state,
+            requester=services.queue,
+        )
     return _plain(reply)
 
 
 @app.route(route="graph/lifecycle", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
-async def graph_lifecycle(req: func.HttpRequest) -> func.HttpResponse:
+async def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Graph lifecycle notifications for the subscriptions."""
     if (handshake := validation_reply(dict(req.params))) is not None:
         return _plain(handshake)
-    services = await get_services(settings)
-    reply = await receive_lifecycle(
-        dict(req.params),
-        req.get_body(),
-        client_state=settings.client_state,
-        requester=services.queue,
-        records=services.staff,
-    )
+    with _span(context):
+        services = await get_services(settings)
+        reply = await receive_lifecycle(
+            dict(req.params),
+            req.get_body(),
+            client_state=settings.client_state,
+            requester=services.queue,
+            records=services.staff,
+        )
     return _plain(reply)
 
 
@@ -133,40 +168,53 @@ async def _ops_api() -> OpsApi:
 
 
 @app.route(route="ops/staff", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-async def ops_staff_list(req: func.HttpRequest) -> func.HttpResponse:
+async def ops_staff_list(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Every staff member with status, reason, last sync and pending work; counts by status."""
-    return _ops_reply(await (await _ops_api()).staff_list(dict(req.params)))
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).staff_list(dict(req.params)))
 
 
 @app.route(route="ops/staff/{staff_id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-async def ops_staff_detail(req: func.HttpRequest) -> func.HttpResponse:
+async def ops_staff_detail(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """One staff member in detail."""
-    return _ops_reply(await (await _ops_api()).staff_detail(req.route_params["staff_id"]))
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).staff_detail(req.route_params["staff_id"]))
 
 
 @app.route(
     route="ops/staff/{staff_id}/{command}", methods=["POST"], auth_level=func.AuthLevel.ADMIN
 )
-async def ops_staff_command(req: func.HttpRequest) -> func.HttpResponse:
+async def ops_staff_command(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """resync, reinitialise, disconnect or reconnect one staff member."""
-    api = await _ops_api()
-    reply = await api.staff_command(req.route_params["staff_id"], req.route_params["command"])
+    with _span(context):
+        api = await _ops_api()
+        reply = await api.staff_command(req.route_params["staff_id"], req.route_params["command"])
     return _ops_reply(reply)
 
 
 @app.route(route="ops/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-async def ops_resync(req: func.HttpRequest) -> func.HttpResponse:
+async def ops_resync(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Full resync of the whole tenant (a first backfill) or of the staff listed."""
-    return _ops_reply(await (await _ops_api()).resync(req.get_body()))
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).resync(req.get_body()))
 
 
 @app.route(route="ops/poison", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
-async def ops_poison_list(req: func.HttpRequest) -> func.HttpResponse:
+async def ops_poison_list(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The poison queue's length and its oldest messages."""
-    return _ops_reply(await (await _ops_api()).poison_list())
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).poison_list())
 
 
 @app.route(route="ops/poison/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
-async def ops_poison_replay(req: func.HttpRequest) -> func.HttpResponse:
+async def ops_poison_replay(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Put poison messages (all, or one staff member's) back on the work queue."""
-    return _ops_reply(await (await _ops_api()).poison_replay(req.get_body()))
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).poison_replay(req.get_body()))
+
+
+@app.route(route="ops/data-key/rotate", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+async def ops_rotate_data_key(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    """Re-seal stored content under SYNC_DATA_KEY (finishes a data key rotation)."""
+    with _span(context):
+        return _ops_reply(await (await _ops_api()).rotate_data_key())

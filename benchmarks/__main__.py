@@ -15,6 +15,7 @@ from pathlib import Path
 
 from benchmarks import (
     backlog_drain,
+    burst,
     cold_start,
     graph_writes,
     import_latency,
@@ -37,6 +38,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "import": import_latency.measure,
     "quiet_cycle": quiet_cycle.measure,
     "backlog": backlog_drain.measure,
+    "burst": burst.measure,
     "fanout": timer_fanout.measure,
 }
 

@@ -15,6 +15,7 @@ import sys
 from benchmarks.plan import Plan
 from benchmarks.report import Figure, Section, number
 from local.azurite import REPO_ROOT, Azurite
+from sync.content_cipher import new_data_key
 
 TARGET_SECONDS = 1.5
 TARGET_RSS_MB = 150
@@ -35,6 +36,7 @@ SETTINGS = {
     "COCONUT_API_BASE_URL": "http://127.0.0.1:9/api/v2",
     "COCONUT_API_KEY": "cold-start-key",
     "COCONUT_WEBHOOK_SECRET": "cold-start-secret",
+    "SYNC_DATA_KEY": new_data_key(),
 }
 
 

@@ -37,6 +37,10 @@ class Plan:
     drain_cases: tuple[DrainCase, ...]
     cold_start_runs: int
     fanout_staff: int
+    # burst: staff, new bookings each, deliveries at a time
+    burst_staff: int
+    burst_bookings: int
+    burst_concurrency: tuple[int, ...]
     # seconds one measurement may take before it is reported as failed
     time_limit: float
     log_dir: Path | None = None
@@ -61,6 +65,9 @@ FULL = Plan(
     ),
     cold_start_runs=5,
     fanout_staff=10_000,
+    burst_staff=20,
+    burst_bookings=20,
+    burst_concurrency=(5, 20, 50),
     time_limit=420,
 )
 
@@ -83,5 +90,8 @@ QUICK = Plan(
     ),
     cold_start_runs=2,
     fanout_staff=300,
+    burst_staff=5,
+    burst_bookings=4,
+    burst_concurrency=(5, 20),
     time_limit=120,
 )

@@ -19,7 +19,8 @@ param environmentName string
 @description('Region of every resource; it must offer Flex Consumption (az functionapp list-flexconsumption-locations).')
 param location string = resourceGroup().location
 
-@description('Root of the Coconut API, e.g. https://<tenant>.coconutcalendar.com/api.')
+@minLength(1)
+@description('Root of the Coconut API, e.g. https://<tenant>.coconutcalendar.com/api (azd: COCONUT_API_BASE_URL).')
 param coconutApiBaseUrl string
 
 @secure()
@@ -37,6 +38,18 @@ param coconutApiKey string = ''
 @secure()
 @description('Secret Graph echoes in change notifications (clientState), at most 128 characters.')
 param graphClientState string
+
+@secure()
+@description('The data key already in the vault, read back by azd (secretOrRandomPassword); on a first deployment anything that is not a key makes a new one in the vault. Never written in a file.')
+param syncDataKey string = ''
+
+@description('Version id of the sync-data-key secret holding the previous data key, only while a key rotation is finished (docs/operations.md); empty otherwise.')
+param dataKeyPreviousVersion string = ''
+
+@minValue(1)
+@maxValue(3650)
+@description('Days the customer content of an appointment or absence is kept after it ended (docs/data-map.md).')
+param syncContentRetentionDays int = 30
 
 @description('Six-field NCRONTAB schedule of the periodic sync.')
 param syncTimerSchedule string = '0 */5 * * * *'
@@ -118,6 +131,7 @@ module keyVault 'core/security/key-vault.bicep' = {
     coconutWebhookSecretPrevious: coconutWebhookSecretPrevious
     coconutApiKey: coconutApiKey
     graphClientState: graphClientState
+    syncDataKey: syncDataKey
   }
 }
 
@@ -149,6 +163,8 @@ module functionApp 'app/function-app.bicep' = {
     coconutApiBaseUrl: coconutApiBaseUrl
     syncTimerSchedule: syncTimerSchedule
     syncHorizonDays: syncHorizonDays
+    dataKeyPreviousVersion: dataKeyPreviousVersion
+    syncContentRetentionDays: syncContentRetentionDays
   }
   // Key Vault references and identity-based storage resolve when the settings are applied, so
   // the roles must exist first.

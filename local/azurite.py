@@ -92,8 +92,9 @@ class Azurite:
         else:
             self.data_dir.mkdir(parents=True, exist_ok=True)
             args += ["--location", str(self.data_dir)]
-        log = open(Path(self._log_dir.name) / "azurite.log", "wb")  # noqa: SIM115 - lives with the process
-        self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+        # The child keeps its own handle on the log; the parent's is closed once it has started.
+        with open(Path(self._log_dir.name) / "azurite.log", "wb") as log:
+            self._process = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         for port in (self.blob_port, self.queue_port, self.table_port):
             if self._process.poll() is not None:
                 raise RuntimeError(f"azurite exited: {self.log_text()}")

@@ -26,9 +26,11 @@ from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.coconut import Coconut
 from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.stack import WEBHOOK_SECRET, LocalStack
+from local.trace_view import trace_tree, traces_with
 from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.ops.cli import counts_line, staff_table
 from sync.ops.client import OpsClient
+from sync.trace_file import TRACE_FILE_SETTING, read_spans
 
 TORONTO = ZoneInfo("America/Toronto")
 console = Console()
@@ -134,6 +136,27 @@ class Demo:
             )
         console.print(table)
 
+    def show_first_trace(self) -> None:
+        """The booking's one trace: webhook, worker run, Graph calls (Application Insights'
+        end-to-end transaction view, locally)."""
+        path = Path(self.stack.extra_settings[TRACE_FILE_SETTING])
+
+        def run_finished() -> bool:
+            spans = read_spans(path)
+            return any(
+                s["name"] == "staff_sync" and s["trace_id"] in traces_with(spans, "coconut_webhook")
+                for s in spans
+            )
+
+        self.settle(run_finished)
+        spans = read_spans(path)
+        for trace_id in traces_with(spans, "coconut_webhook")[:1]:
+            console.print("One trace for this change: webhook → queue → worker run → its calls")
+            console.print(trace_tree(spans, trace_id))
+            console.print(
+                f"[dim]The host log's lines of this change end in trace={trace_id}.[/dim]\n"
+            )
+
     def count(self, member: Staff, subject: str | None = None) -> int:
         return sum(
             1
@@ -169,6 +192,7 @@ async def play(demo: Demo) -> None:
     appointment = booked["data"]["id"]
     await demo.send(booked)
     demo.show("1. Book an appointment with Jane", demo.settle(lambda: demo.count(jane) == 1))
+    demo.show_first_trace()
 
     later = monday + timedelta(hours=4)
     await demo.send(demo.coconut.reschedule(appointment, later, later + timedelta(minutes=45)))
@@ -270,10 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     args.host_log.parent.mkdir(parents=True, exist_ok=True)
     args.host_log.write_text("")
+    spans = args.host_log.with_name("spans.jsonl")
+    spans.write_text("")
     console.print("[bold]Starting Azurite, the Graph and Coconut emulators and the host…[/bold]")
     # A fast timer so Outlook changes also arrive without change notifications.
     with LocalStack(
-        timer_schedule="*/10 * * * * *", notifications=True, host_log=args.host_log
+        timer_schedule="*/10 * * * * *",
+        notifications=True,
+        host_log=args.host_log,
+        extra_settings={TRACE_FILE_SETTING: str(spans)},
     ) as stack:
         assert stack.host is not None
         console.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import IO
 
 import httpx
 
@@ -37,25 +39,38 @@ class HostProcess:
         environment["PYTHONPATH"] = os.pathsep.join(
             p for p in (str(REPO_ROOT), environment.get("PYTHONPATH", "")) if p
         )
-        output = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "local.host",
-                "--port",
-                str(self.port),
-                "--script-root",
-                str(self.script_root),
-                *self.extra_args,
-            ],
-            cwd=self.script_root,
-            env=environment,
-            stdout=output,
-            stderr=subprocess.STDOUT if self.log_path else subprocess.PIPE,
-        )
+        # The host's output, stderr included, goes to the log or nowhere: a pipe nobody reads
+        # would block a chatty host once full. The child keeps its own handle on the log; the
+        # parent's is closed once it has started.
+        with contextlib.ExitStack() as stack:
+            output: IO[bytes] | int = (
+                stack.enter_context(open(self.log_path, "ab"))
+                if self.log_path
+                else subprocess.DEVNULL
+            )
+            self._process = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "local.host",
+                    "--port",
+                    str(self.port),
+                    "--script-root",
+                    str(self.script_root),
+                    *self.extra_args,
+                ],
+                cwd=self.script_root,
+                env=environment,
+                stdout=output,
+                stderr=subprocess.STDOUT,
+            )
         self.wait_healthy(timeout)
         return self
+
+    @property
+    def pid(self) -> int | None:
+        """The host process's id while it runs (for CPU measurements)."""
+        return self._process.pid if self._process is not None else None
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -12,6 +12,7 @@ from local.azurite import REPO_ROOT, Azurite, free_port
 from local.coconut_emulator import CoconutEmulator
 from local.graph_emulator.server import GraphEmulator
 from local.host_process import HostProcess
+from sync.content_cipher import new_data_key
 
 WEBHOOK_SECRET = "local-webhook-secret"  # noqa: S105 - a local-only test value
 COCONUT_API_KEY = "local-coconut-api-key"
@@ -32,6 +33,8 @@ class LocalStack:
     # Seconds a staff lease lasts unless renewed (SYNC_LEASE_SECONDS; the service's default is
     # 60): how long a killed host keeps its mailboxes blocked.
     staff_lease: int = 60
+    # SYNC_DATA_KEY: a fresh one per stack (kept across host restarts), as a deployment makes.
+    data_key: str = field(default_factory=new_data_key, repr=False)
     azurite: Azurite = field(default_factory=Azurite)
     graph: GraphEmulator = field(default_factory=GraphEmulator)
     coconut: CoconutEmulator = field(
@@ -59,6 +62,7 @@ class LocalStack:
             "PUBLIC_BASE_URL": public,
             "GRAPH_CLIENT_STATE": GRAPH_CLIENT_STATE,
             "SYNC_LEASE_SECONDS": str(self.staff_lease),
+            "SYNC_DATA_KEY": self.data_key,
             **self.extra_settings,
         }
 

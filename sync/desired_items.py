@@ -5,6 +5,10 @@ revision wins, a deletion is final), and commits by compare-and-swap, deciding a
 delivery of the same item got there first. Every staff member to reconcile is marked pending
 before the commit (a crash in between loses nothing: Coconut's retry is a duplicate, which marks
 again) and after it (no run can clear a mark without having seen the committed state).
+
+Deciding reads only the record's readable columns (revision, flags, staff ids): a delivery is
+recorded without decrypting anything, so a row whose content cannot be decrypted (a wrong or
+rotated data key) is still replaced by a newer revision, which carries all its content itself.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ class DesiredItemStore:
         if key is None:
             return RecordResult("ignored", frozenset())
         for _ in range(MAX_CAS_ATTEMPTS):
-            recorded, etag = await self._table.read(key)
+            recorded, etag = await self._table.read(key, with_content=False)
             decision = decide(recorded, delivery)
             if decision.outcome != "accepted" or decision.record is None:
                 if decision.reconcile_staff:

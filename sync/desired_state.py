@@ -22,14 +22,25 @@ Revision rules (contracts/coconut-webhooks.md), with the choices the contract le
   from them (`withdraw`), at the same revision, since the listing does not say which revision
   took it away. A later listing or webhook at that same revision that assigns it to them again
   restores it (the listing that missed it raced a change); anything newer wins as always.
+
+What a record keeps, and for how long (docs/data-map.md):
+
+- Only what the event is made of (`sync.kept_content`); the storage adapter encrypts it.
+- Once the item has ended and its retention passed, or once none of its staff is synced any more
+  (a disconnect), the content goes and the record stays as a content-free tombstone (`purged`)
+  with the revision, so a stale delivery stays stale (`sync.retention`). The event such an item
+  left in a calendar is the staff member's history: nothing writes or removes it any more
+  (`leaves_events_alone`).
+- A record withheld at a disconnect takes its content back from a change of the *same*
+  revision: Coconut's listing re-reads what a reconnected staff member has. A record purged for
+  retention does not: the same revision again is a duplicate.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from sync.coconut.webhook_models import (
     Appointment,
@@ -41,9 +52,12 @@ from sync.coconut.webhook_models import (
     UnavailabilityChange,
     UnavailabilityDeleted,
 )
+from sync.kept_content import kept_for_event
 
 ItemKind = Literal["appointment", "unavailability"]
 Outcome = Literal["accepted", "duplicate", "stale", "ignored"]
+# Why a record that is not deleted holds no content.
+PurgeReason = Literal["retention", "disconnect"]
 
 
 def item_key(kind: ItemKind, coconut_id: str) -> str:
@@ -71,12 +85,38 @@ class DesiredItem(BaseModel):
     staff_emails: dict[str, str] = Field(default_factory=dict, repr=False)
     # Staff a complete listing no longer showed it for, at this revision (see `withdraw`).
     withdrawn_staff: frozenset[str] = frozenset()
-    # When the service recorded this state: a listing that began before it cannot withdraw it.
-    recorded_at: datetime | None = None
+    # When the item ends; a tombstone keeps it (retention counts from it). None: not known.
+    ends_at: AwareDatetime | None = None
+    # When this state was recorded here (set on the write): tombstones outlive it, and a
+    # listing that began before it cannot withdraw it.
+    recorded_at: AwareDatetime | None = None
+    # Set once the content went although the item was not deleted (see the module docstring).
+    purged: PurgeReason | None = None
 
     @property
     def key(self) -> str:
         return item_key(self.kind, self.coconut_id)
+
+    @property
+    def has_content(self) -> bool:
+        return self.resource is not None
+
+
+def readable_part(item: DesiredItem) -> DesiredItem:
+    """The record without its content: what storage keeps readable, and all that deciding on a
+    delivery needs."""
+    return item.model_copy(update={"resource": None, "staff_emails": {}})
+
+
+def without_content(item: DesiredItem, reason: PurgeReason) -> DesiredItem:
+    """The content-free tombstone of a record: ids, revision, staff ids, end and flags only."""
+    return item.model_copy(update={"resource": None, "staff_emails": {}, "purged": reason})
+
+
+def leaves_events_alone(item: DesiredItem | None) -> bool:
+    """Whether the events this item left in calendars are history the sync no longer touches:
+    its content was purged (ended past retention, or withheld), or its record is gone."""
+    return item is None or item.purged is not None
 
 
 def is_wanted_by(item: DesiredItem, staff_id: str) -> bool:
@@ -122,9 +162,10 @@ def _record_of_change(resource: Appointment | Unavailability) -> DesiredItem:
         coconut_id=resource.id,
         revision=resource.revision,
         deleted=False,
-        resource=resource,
+        resource=kept_for_event(resource),
         staff_ids=frozenset(member.id for member in staff),
         staff_emails={member.id: member.email for member in staff},
+        ends_at=resource.end,
     )
 
 
@@ -169,8 +210,14 @@ def _decide_change(recorded: DesiredItem | None, new: DesiredItem) -> Decision:
         return Decision(outcome="accepted", record=new, reconcile_staff=new.staff_ids)
     if recorded.deleted or new.revision < recorded.revision:
         return Decision(outcome="stale")
-    if new.revision == recorded.revision and not (new.staff_ids & recorded.withdrawn_staff):
-        return _redelivered(recorded)
+    if new.revision == recorded.revision:
+        if recorded.purged == "disconnect":
+            # Withheld at a disconnect: Coconut's listing brings the same revision back for a
+            # reconnected staff member, and with it the content.
+            restored = new.model_copy(update={"previous_staff_ids": recorded.previous_staff_ids})
+            return Decision(outcome="accepted", record=restored, reconcile_staff=new.staff_ids)
+        if not (new.staff_ids & recorded.withdrawn_staff):
+            return _redelivered(recorded)
     record = new.model_copy(update={"previous_staff_ids": recorded.staff_ids})
     return Decision(
         outcome="accepted",
@@ -201,5 +248,7 @@ def _decide_deletion(recorded: DesiredItem | None, tombstone: DesiredItem) -> De
         if tombstone.revision == recorded.revision:
             return _redelivered(recorded)
         return Decision(outcome="stale")
-    record = tombstone.model_copy(update={"previous_staff_ids": recorded.staff_ids})
+    record = tombstone.model_copy(
+        update={"previous_staff_ids": recorded.staff_ids, "ends_at": recorded.ends_at}
+    )
     return Decision(outcome="accepted", record=record, reconcile_staff=recorded.staff_ids)

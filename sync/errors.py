@@ -14,7 +14,8 @@ SyncError                      status codes, error codes and ids only: never con
 │   ├── MailboxUnreachable     Graph 404 other than ErrorItemNotFound: no mailbox behind the user
 │   ├── GraphRefused           another Graph 4xx
 │   ├── CoconutRefused         Coconut 4xx (key refused, unknown user, body rejected, bad answer)
-│   └── RecordTooLarge         an item's desired state does not fit one Table entity
+│   ├── RecordTooLarge         an item's desired state does not fit one Table entity
+│   └── ContentUnreadable      an item's stored content does not decrypt (wrong or rotated key)
 └── answers a caller expects and handles where it calls (neither retried nor shown):
     ├── EventGone              Graph 404 ErrorItemNotFound: the event no longer exists
     ├── DeltaExpired           Graph 410 / syncStateNotFound: start a new delta round
@@ -69,6 +70,19 @@ class StorageUnavailable(Retryable):
 
 class RecordTooLarge(Permanent):
     """An item's desired state does not fit one Table entity, even compressed."""
+
+
+class ContentUnreadable(Permanent):
+    """An item's stored content cannot be decrypted with the configured data keys: the key is
+    wrong, was rotated without keeping the old one as SYNC_DATA_KEY_PREVIOUS, or the row was
+    altered. The message names the item and the key id, never content."""
+
+    def __init__(self, item_key: str, why: str) -> None:
+        super().__init__(
+            f"the stored content of {item_key} cannot be decrypted ({why}): SYNC_DATA_KEY may "
+            "be wrong, or rotated without the old key in SYNC_DATA_KEY_PREVIOUS"
+        )
+        self.item_key = item_key
 
 
 class ConcurrentUpdate(SyncError):

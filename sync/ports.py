@@ -110,16 +110,45 @@ class ChangeSubscriptions(Protocol):
 # ----- Storage ------------------------------------------------------------------------------
 
 
-class ItemTable(Protocol):
-    """The desired state of each Coconut item, written by ETag compare-and-swap."""
+@dataclass(frozen=True)
+class StoredItem:
+    """One record as housekeeping sees it: its readable columns only (no content decrypted)."""
 
-    async def read(self, key: str) -> tuple[DesiredItem | None, str | None]:
-        """The item and its ETag (None, None when absent)."""
+    item: DesiredItem  # without content: `resource` None, `staff_emails` empty
+    etag: str
+    has_content: bool
+    # The content was written under a key other than the current one (or before encryption).
+    stale_key: bool = False
+
+
+class ItemTable(Protocol):
+    """The desired state of each Coconut item, written by ETag compare-and-swap.
+
+    The production adapter encrypts the content (`sync.content_cipher`) and raises
+    `ContentUnreadable` for content it cannot decrypt; ids, revision, staff ids, times and
+    flags are readable columns."""
+
+    async def read(
+        self, key: str, *, with_content: bool = True
+    ) -> tuple[DesiredItem | None, str | None]:
+        """The item and its ETag (None, None when absent). Without content: the readable
+        columns only, which is all a decision about a delivery needs (nothing is decrypted)."""
         ...
 
     async def swap(self, item: DesiredItem, etag: str | None) -> bool:
         """Create (`etag` None) or replace (unchanged since `etag`); False when another writer
         got there first."""
+        ...
+
+    async def scan(
+        self, *, ended_before: datetime | None = None, deleted_before: datetime | None = None
+    ) -> list[StoredItem]:
+        """Every record; or, given either bound, those ending before `ended_before` or deleted
+        (tombstones recorded before `deleted_before`)."""
+        ...
+
+    async def remove(self, key: str, etag: str) -> bool:
+        """Delete the record unless it changed since `etag`; whether it is gone."""
         ...
 
 
@@ -181,6 +210,10 @@ class ItemLinks(Protocol):
 
     async def pending_by_staff(self) -> Counter[str]:
         """How many rows wait for a run, per staff member."""
+        ...
+
+    async def row(self, staff_id: str, item_key: str) -> StaffItemRow | None:
+        """One staff member's row for one item, if any."""
         ...
 
 

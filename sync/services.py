@@ -25,6 +25,7 @@ from sync.ops.disconnect import StaffDisconnect
 from sync.ops.health import report_health
 from sync.ops.poison import PoisonQueue
 from sync.ops.status import StatusView
+from sync.retention import ContentRetention
 from sync.settings import Settings
 from sync.storage.account import StorageAccount
 from sync.storage.item_links import TableItemLinks
@@ -38,6 +39,7 @@ from sync.worker import StaffWorker
 class Services:
     settings: Settings
     account: StorageAccount
+    item_table: TableItemStore
     items: DesiredItemStore
     links: TableItemLinks
     staff: TableStaffStore
@@ -46,13 +48,18 @@ class Services:
     calendar: GraphCalendar
     worker: StaffWorker
     coconut: CoconutApi
+    retention: ContentRetention
 
     @classmethod
     def build(cls, settings: Settings) -> Services:
         account = StorageAccount.from_settings(settings)
         links = TableItemLinks(account)
-        items = DesiredItemStore(TableItemStore(account), links)
+        item_table = TableItemStore(account, settings.content_cipher)
+        items = DesiredItemStore(item_table, links)
         staff = TableStaffStore(account)
+        retention = ContentRetention(
+            item_table, links, staff, timedelta(days=settings.sync_content_retention_days)
+        )
         queue = StorageWorkQueue(account)
         graph_calls = GraphCaller()
         graph = build_graph_client(settings)
@@ -74,12 +81,13 @@ class Services:
             queue=queue,
             importer=BusyTimeImporter(calendar, coconut, settings.sync_horizon_days),
             subscriptions=subscriptions,
-            disconnect=StaffDisconnect(calendar, links, coconut, subscriptions),
+            disconnect=StaffDisconnect(calendar, links, coconut, subscriptions, retention),
             listings=ListingReconciler(coconut, items, links),
         )
         return cls(
             settings=settings,
             account=account,
+            item_table=item_table,
             items=items,
             links=links,
             staff=staff,
@@ -88,6 +96,7 @@ class Services:
             calendar=calendar,
             worker=worker,
             coconut=coconut,
+            retention=retention,
         )
 
     @property
@@ -99,11 +108,13 @@ class Services:
         await self.cycle.request_repair(self.settings.reconcile_period_seconds)
 
     async def run_timer(self) -> None:
-        """The timer's job: the periodic cycle, then the gauges the alerts read."""
+        """The timer's job: the periodic cycle, the gauges the alerts read, then the content
+        retention (`sync.retention`)."""
         await self.cycle.run()
         await report_health(
             StatusView(self.staff, self.links), PoisonQueue(self.account, self.queue)
         )
+        await self.retention.run()
 
 
 _services: Services | None = None

@@ -17,9 +17,13 @@ from croniter import croniter
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sync.content_cipher import ContentCipher, DataKey
+
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_TIMER_SCHEDULE = "0 */5 * * * *"
 DEFAULT_RECONCILE_SCHEDULE = "0 30 * * * *"
+# Days an item's content is kept after it ended (docs/data-map.md says why 30).
+DEFAULT_CONTENT_RETENTION_DAYS = 30
 # Graph's limit for a subscription's clientState.
 MAX_CLIENT_STATE = 128
 
@@ -88,6 +92,14 @@ class Settings(BaseSettings):
     # How long a staff lease lasts unless renewed: how long a worker that died blocks its
     # mailbox. Renewed every third of it while a run lasts.
     sync_lease_seconds: int = Field(default=60, ge=3, le=600, alias="SYNC_LEASE_SECONDS")
+    # The key that encrypts customer content at rest (sync.content_cipher), and the one before
+    # it while a rotation is finished (python -m sync.ops rotate-data-key).
+    sync_data_key: SecretStr = Field(alias="SYNC_DATA_KEY")
+    sync_data_key_previous: SecretStr | None = Field(default=None, alias="SYNC_DATA_KEY_PREVIOUS")
+    # Days an item's content is kept once the item has ended (sync.retention).
+    sync_content_retention_days: int = Field(
+        default=DEFAULT_CONTENT_RETENTION_DAYS, ge=1, le=3650, alias="SYNC_CONTENT_RETENTION_DAYS"
+    )
 
     @field_validator("graph_base_url")
     @classmethod
@@ -125,7 +137,19 @@ class Settings(BaseSettings):
             raise ValueError("must not be empty")
         return value
 
-    @field_validator("coconut_webhook_secret_previous", "graph_client_state", mode="before")
+    @field_validator("sync_data_key", "sync_data_key_previous")
+    @classmethod
+    def _data_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            DataKey.from_setting(value.get_secret_value())
+        return value
+
+    @field_validator(
+        "coconut_webhook_secret_previous",
+        "graph_client_state",
+        "sync_data_key_previous",
+        mode="before",
+    )
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         # Key Vault references to an absent optional secret resolve to "".
@@ -168,6 +192,15 @@ class Settings(BaseSettings):
         )
         first = schedule.get_next(datetime)
         return float((schedule.get_next(datetime) - first).total_seconds())
+
+    @property
+    def content_cipher(self) -> ContentCipher:
+        """Seals with SYNC_DATA_KEY; opens with it or SYNC_DATA_KEY_PREVIOUS."""
+        previous = self.sync_data_key_previous
+        return ContentCipher(
+            DataKey.from_setting(self.sync_data_key.get_secret_value()),
+            DataKey.from_setting(previous.get_secret_value()) if previous is not None else None,
+        )
 
     @property
     def notifications_enabled(self) -> bool:

@@ -8,6 +8,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sync.tracing import current_traceparent
+
 # What the worker does: keep the staff member in step, or remove everything the service put in
 # their calendar and in Coconut and stop (sync.ops.disconnect).
 SyncAction = Literal["sync", "disconnect"]
@@ -37,8 +39,20 @@ class StaffSyncRequest(BaseModel):
     action: SyncAction = "sync"
     # How many times this request was put back (throttled, lease busy); for telemetry.
     attempt: int = Field(default=0, ge=0)
+    # W3C trace context of the span that asked for the work (the webhook, notification, ops
+    # command or timer cycle), so the worker's run joins that trace (sync.tracing). Taken from
+    # the current span when the request is made (None outside one); kept when it is put back.
+    # Messages sent before the field existed still parse (the worker reads them outside a span).
+    traceparent: str | None = Field(default_factory=current_traceparent)
+
+    @property
+    def continues_trace(self) -> bool:
+        """Work asked for by one change (webhook, notification, ops) joins that change's trace;
+        the timer's fan-out does not, or one cycle would be one trace of every mailbox."""
+        return self.reason != "timer"
 
     def retried(self) -> StaffSyncRequest:
-        """The same request, put back for later. It keeps its reason and `requested_at`, so the
-        latency measured when it finally lands covers every wait (webhook -> Exchange)."""
+        """The same request, put back for later. It keeps its reason, `requested_at` and trace,
+        so the latency measured when it finally lands covers every wait (webhook -> Exchange)
+        and its run shows in the same trace."""
         return self.model_copy(update={"attempt": self.attempt + 1})

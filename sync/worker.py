@@ -25,7 +25,7 @@ from sync.coconut.api import UnknownCoconutUser
 from sync.desired_items import DesiredItemStore
 from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import Permanent, Retryable
-from sync.export.calendar_writer import CalendarWriter, ExportOutcome
+from sync.export.calendar_writer import CalendarWriter, ExportOutcome, is_mailbox_wide
 from sync.graph.errors import MailboxUnreachable
 from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent
 from sync.lease import HeldLease, LeaseHeld, StaffLease
@@ -208,7 +208,10 @@ class StaffWorker:
         work = [
             r for r in rows if request.full or ((r.pending or r.link.pending_create) and r.due(now))
         ]
-        items = await self._items.load(r.item_key for r in work)
+        try:
+            items = await self._items.load(r.item_key for r in work)
+        except Permanent as unreadable:  # content that cannot be decrypted (ContentUnreadable)
+            return _report("error", "Error", str(unreadable))
         email = _staff_email(staff_id, items, record)
         if email is None:
             return _report(
@@ -235,6 +238,8 @@ class StaffWorker:
         event_count = record.outcome.event_count
         try:
             export = await self._writer.write(staff_id, user, work, items, check_drift=request.full)
+            if export.adopted and self._importer is not None:
+                await self._importer.forget_own(staff_id, export.adopted)
             event_count = (
                 export.events
                 if request.full
@@ -303,7 +308,13 @@ class StaffWorker:
         # Coconut id, so that it is not imported back as the staff member's own busy time.
         for row in rows:
             if row.link.pending_create:
-                for event in await self._calendar.find_events_for(user.id, row.item_key):
+                try:
+                    found = await self._calendar.find_events_for(user.id, row.item_key)
+                except (Retryable, Permanent) as failure:
+                    if is_mailbox_wide(failure):
+                        raise
+                    continue  # this item's own trouble: its row already says so
+                for event in found:
                     own[event.id] = OwnEvent(row.item_key, None)
         cursor = record.cursor
         if record.mailbox.user_id and record.mailbox.user_id != user.id:

@@ -34,6 +34,13 @@ param syncTimerSchedule string = '0 */5 * * * *'
 @minValue(1)
 param syncHorizonDays int = 180
 
+@description('Version id of the sync-data-key secret holding the previous data key, only while a key rotation is finished; empty otherwise.')
+param dataKeyPreviousVersion string = ''
+
+@minValue(1)
+@maxValue(3650)
+param syncContentRetentionDays int = 30
+
 @allowed([
   2048
   4096
@@ -133,12 +140,19 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       GRAPH_CLIENT_STATE: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/graph-client-state/)'
       SYNC_TIMER_SCHEDULE: syncTimerSchedule
       SYNC_HORIZON_DAYS: string(syncHorizonDays)
+      // The key that encrypts customer content at rest, generated in the vault (key-vault.bicep);
+      // during a rotation the previous key is the secret's earlier version.
+      SYNC_DATA_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/sync-data-key/)'
+      SYNC_DATA_KEY_PREVIOUS: empty(dataKeyPreviousVersion) ? '' : '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}secrets/sync-data-key/${dataKeyPreviousVersion})'
+      SYNC_CONTENT_RETENTION_DAYS: string(syncContentRetentionDays)
       // Non-empty turns Graph change notifications on.
       PUBLIC_BASE_URL: 'https://${site.properties.defaultHostName}'
       // Identifies the component; with local auth off, ingestion needs the Entra token below.
+      // The service exports its own records, spans and metrics (sync/telemetry.py), so the
+      // worker is not asked to (no PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY): it would
+      // configure a second exporter on the root logger and send every record twice.
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
-      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'
     }
   }
 

@@ -100,7 +100,12 @@ async def _invoke(
     )
     try:
         result = await invoker.invoke(
-            function.user_function, function.trigger_arg, http_request, function.outputs
+            function.user_function,
+            function.trigger_arg,
+            http_request,
+            function.outputs,
+            function_name=function.name,
+            traceparent=request.headers.get("traceparent"),
         )
     except Exception:
         # The real host answers 500 with no details; the worker logs the exception.

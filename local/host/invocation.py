@@ -7,11 +7,16 @@ import contextlib
 import inspect
 import logging
 import os
+import re
+import secrets
+import threading
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, Generic, TypeVar
 
 import azure.functions as func
 from azure.core.exceptions import ResourceExistsError
+from azure.functions._abc import RetryContext, RpcException, TraceContext
 from azure.storage.queue import BinaryBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient
 
@@ -39,6 +44,83 @@ class OutputValue(func.Out[T], Generic[T]):
     @property
     def is_set(self) -> bool:
         return self._value is not None
+
+
+_TRACEPARENT = re.compile(r"^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$")
+
+
+def host_traceparent(incoming: str | None = None) -> str:
+    """The trace context of the host's invocation span, as the Functions host hands it over: a
+    child of the caller's (an HTTP request's `traceparent`), or a new trace."""
+    if incoming and _TRACEPARENT.match(incoming.strip()):
+        trace_id = incoming.strip()[3:35]
+    else:
+        trace_id = secrets.token_hex(16)
+    return f"00-{trace_id}-{secrets.token_hex(8)}-01"
+
+
+class InvocationTraceContext(TraceContext):
+    def __init__(self, trace_parent: str) -> None:
+        self._trace_parent = trace_parent
+
+    @property
+    def trace_parent(self) -> str:
+        return self._trace_parent
+
+    @property
+    def trace_state(self) -> str:
+        return ""
+
+    @property
+    def attributes(self) -> dict[str, str]:
+        return {}
+
+
+class InvocationRetryContext(RetryContext):
+    @property
+    def retry_count(self) -> int:
+        return 0
+
+    @property
+    def max_retry_count(self) -> int:
+        return 0
+
+    @property
+    def exception(self) -> RpcException:
+        raise LookupError("no retry policy runs locally")
+
+
+class InvocationContext(func.Context):
+    """What a function's `context` parameter receives, as from the Python worker."""
+
+    def __init__(self, function_name: str, trace_parent: str) -> None:
+        self._invocation_id = str(uuid.uuid4())
+        self._function_name = function_name
+        self._trace_context = InvocationTraceContext(trace_parent)
+
+    @property
+    def invocation_id(self) -> str:
+        return self._invocation_id
+
+    @property
+    def thread_local_storage(self) -> type[threading.local]:
+        return threading.local
+
+    @property
+    def function_name(self) -> str:
+        return self._function_name
+
+    @property
+    def function_directory(self) -> str:
+        return os.getcwd()
+
+    @property
+    def trace_context(self) -> TraceContext:
+        return self._trace_context
+
+    @property
+    def retry_context(self) -> RetryContext:
+        return InvocationRetryContext()
 
 
 def storage_connection_string(connection: str) -> str:
@@ -81,9 +163,16 @@ class FunctionInvoker:
         trigger_arg: str,
         trigger_value: object,
         outputs: Sequence[OutputBinding],
+        *,
+        function_name: str | None = None,
+        traceparent: str | None = None,
     ) -> Any:
+        """`traceparent`: the caller's trace context (an HTTP request's header), if any."""
         values: dict[str, OutputValue[Any]] = {o.arg_name: OutputValue() for o in outputs}
-        kwargs: dict[str, object] = {trigger_arg: trigger_value, **values}
+        context = InvocationContext(
+            function_name or user_function.__name__, host_traceparent(traceparent)
+        )
+        kwargs: dict[str, object] = {trigger_arg: trigger_value, **values, "context": context}
         wanted = inspect.signature(user_function).parameters
         kwargs = {name: value for name, value in kwargs.items() if name in wanted}
         if inspect.iscoroutinefunction(user_function):

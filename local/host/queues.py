@@ -133,6 +133,7 @@ class QueueListener:
                 self._function.trigger_arg,
                 _trigger_message(message),
                 self._function.outputs,
+                function_name=self._function.name,
             )
         except asyncio.CancelledError:
             renewal.cancel()

@@ -65,6 +65,7 @@ class TimerRunner:
                 self._function.trigger_arg,
                 TimerRequest(past_due=past_due),
                 self._function.outputs,
+                function_name=self._function.name,
             )
         except Exception:
             log.exception("Executed 'Functions.%s' (Failed)", self._function.name)

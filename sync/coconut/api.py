@@ -36,6 +36,7 @@ from sync.coconut.webhook_models import (
     UnavailabilityResource,
 )
 from sync.errors import Permanent, Retryable, Source
+from sync.http_tracing import TracedTransport
 from sync.imports.busy_time import BusyBlock
 
 PAGE_SIZE: Final = 100
@@ -252,7 +253,10 @@ class CoconutApi:
         self._base_url = base_url.rstrip("/")
         self._headers = {"Authorization": f"Bearer {api_key}", "Accept": "application/json"}
         self._owns_client = client is None
-        self._client = client or httpx.AsyncClient(timeout=DEFAULT_TIMEOUT)
+        self._client = client or httpx.AsyncClient(
+            timeout=DEFAULT_TIMEOUT,
+            transport=TracedTransport(httpx.AsyncHTTPTransport(), peer="coconut"),
+        )
         self._max_attempts = max_attempts
         self._max_wait = max_wait
         self._backoff = wait_random_exponential(multiplier=FIRST_BACKOFF, max=max_wait)

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sync.concurrency import all_settled
-from sync.desired_state import DesiredItem, is_wanted_by
+from sync.desired_state import DesiredItem, is_wanted_by, leaves_events_alone
 from sync.errors import EventGone, Permanent, Retryable, SyncError
 from sync.export.planning import (
     CalendarChange,
@@ -63,6 +63,9 @@ class ExportOutcome:
     events: int = 0
     # Items whose own request failed this time, with the failure recorded on their rows.
     failed: dict[str, ItemFailure] = field(default_factory=dict)
+    # Events an earlier, unconfirmed create had made, found and taken on by this run: the
+    # import may have seen them before anyone knew they were the service's own.
+    adopted: list[str] = field(default_factory=list)
     errors: dict[str, SyncError] = field(default_factory=dict, repr=False)
 
 
@@ -72,12 +75,18 @@ def item_backoff(count: int) -> timedelta:
     return min(ITEM_BACKOFF_CAP, doubled)
 
 
+# Transient answers about the mailbox (or Graph) as a whole: throttling, service unavailable,
+# gateway timeout, and no answer at all. A 500 or a refusal concerns the one request.
+MAILBOX_WIDE_STATUSES: Final = frozenset({429, 503, 504, None})
+
+
 def is_mailbox_wide(failure: SyncError) -> bool:
-    """Failures about the mailbox or the service as a whole, not about one item: throttling,
-    a mailbox Graph cannot serve or may not touch, storage."""
+    """Failures about the mailbox or the service as a whole, not about one item (those fail
+    the run, which is retried on a back-off): throttling and outages, a mailbox Graph cannot
+    serve or may not touch, storage and Coconut."""
     if isinstance(failure, MailboxUnreachable | AccessDenied) or failure.source != "graph":
         return True
-    return isinstance(failure, Retryable) and failure.status == 429
+    return isinstance(failure, Retryable) and failure.status in MAILBOX_WIDE_STATUSES
 
 
 def _link_of(row: StaffItemRow) -> EventLink | None:
@@ -118,7 +127,13 @@ class CalendarWriter:
         """Apply the plan for `rows` (whose items are in `items`)."""
         by_key = {row.item_key: row for row in rows}
         desired = desired_drafts(staff_id, items, user.time_zone)
-        links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
+        # An item whose content is gone (past retention) leaves its event as history.
+        links = {
+            row.item_key: link
+            for row in rows
+            if (link := _link_of(row)) is not None
+            and not leaves_events_alone(items.get(row.item_key))
+        }
         finished = {key for key, item in items.items() if item is not None and item.deleted}
         changes = plan_calendar_changes(staff_id, desired, links, finished=finished)
         if check_drift:
@@ -132,7 +147,7 @@ class CalendarWriter:
                 await self._isolated(staff_id, user, by_key[change.item_key], change, outcome)
 
         await all_settled(apply(change) for change in changes)
-        await self._record_failures(by_key, changes, outcome)
+        await self._record_failures(by_key, outcome)
         # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
         for row in rows:
             if row.item_key not in changed and row.pending:
@@ -183,7 +198,7 @@ class CalendarWriter:
         repairs = plan_drift_repairs(staff_id, desired, links, observed)
         for change in repairs:
             await self._isolated(staff_id, user, by_key[change.item_key], change, outcome)
-        await self._record_failures(by_key, repairs, outcome)
+        await self._record_failures(by_key, outcome)
         return outcome
 
     async def _isolated(
@@ -201,6 +216,11 @@ class CalendarWriter:
         except (Retryable, Permanent) as failure:
             if is_mailbox_wide(failure):
                 raise
+            if isinstance(change, UpdateEvent) and row.link.content_hash is not None:
+                # The event still differs from the draft (an Outlook edit, say): forget the
+                # hash, so the next attempt writes it whatever the plan would see otherwise.
+                forgotten = row.link.model_copy(update={"content_hash": None})
+                row = await self._links.save_link(row, forgotten, done=False)
             now = datetime.now(UTC)
             before = row.failure
             count = before.count + 1 if before else 1
@@ -212,20 +232,9 @@ class CalendarWriter:
             )
             outcome.errors[change.item_key] = failure
 
-    async def _record_failures(
-        self,
-        rows: dict[str, StaffItemRow],
-        changes: list[CalendarChange],
-        outcome: ExportOutcome,
-    ) -> None:
-        """Keep each failed item pending with its failure; but when every change failed for
-        a reason that may pass, the mailbox itself is in trouble: the whole run is retried."""
-        if not outcome.failed:
-            return
-        everything_failed = set(outcome.failed) >= {change.item_key for change in changes}
-        transient = [e for e in outcome.errors.values() if isinstance(e, Retryable)]
-        if everything_failed and len(transient) == len(outcome.errors):
-            raise transient[0]
+    async def _record_failures(self, rows: dict[str, StaffItemRow], outcome: ExportOutcome) -> None:
+        """Keep each failed item pending with its failure and retry time (trouble with the
+        mailbox as a whole failed the run instead: `is_mailbox_wide`)."""
         for key, failure in outcome.failed.items():
             await self._links.record_failure(rows[key], failure)
 
@@ -239,7 +248,7 @@ class CalendarWriter:
     ) -> None:
         match change:
             case CreateEvent():
-                await self._create(staff_id, user, row, change)
+                await self._create(staff_id, user, row, change, outcome)
                 outcome.created += 1
             case UpdateEvent(event_id=event_id, draft=draft):
                 try:
@@ -253,7 +262,7 @@ class CalendarWriter:
                         transaction_id=transaction_id(staff_id, change.item_key, generation),
                         generation=generation,
                     )
-                    await self._create(staff_id, user, row, recreate)
+                    await self._create(staff_id, user, row, recreate, outcome)
                     outcome.created += 1
                     return
                 link = EventLink(
@@ -278,17 +287,24 @@ class CalendarWriter:
                 await self._drop(row, forget=True)
 
     async def _create(
-        self, staff_id: str, user: MailboxUser, row: StaffItemRow, change: CreateEvent
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        row: StaffItemRow,
+        change: CreateEvent,
+        outcome: ExportOutcome,
     ) -> None:
         key, body = change.item_key, change.draft.to_graph()
         generation = change.generation
-        written = await self._adopt(user, key, body) if change.recover else None
+        written = await self._adopt(user, key, body, outcome) if change.recover else None
         if change.recover and written is None:
             # The first attempt may have made an event that a person has deleted since: its
             # transaction id would answer with that dead event. Use the next one.
             generation += 1
         if written is None:
-            written, generation, row = await self._post(staff_id, user, row, key, body, generation)
+            written, generation, row = await self._post(
+                staff_id, user, row, key, body, generation, outcome
+            )
         link = EventLink(
             item_key=key,
             event_id=written.id,
@@ -299,7 +315,7 @@ class CalendarWriter:
         await self._links.save_link(row, link, done=True)
 
     async def _adopt(
-        self, user: MailboxUser, key: str, body: dict[str, Any]
+        self, user: MailboxUser, key: str, body: dict[str, Any], outcome: ExportOutcome
     ) -> WrittenEvent | None:
         """The item's event if an earlier attempt made it (extras deleted), brought to `body`."""
         found = await self._calendar.find_events_for(user.id, key)
@@ -307,6 +323,7 @@ class CalendarWriter:
             return None
         for extra in found[1:]:  # never leave two events for one item
             await self._calendar.delete_event(user.id, extra.id)
+        outcome.adopted.append(found[0].id)
         return await self._calendar.update_event(user.id, found[0].id, body)
 
     async def _post(
@@ -317,6 +334,7 @@ class CalendarWriter:
         key: str,
         body: dict[str, Any],
         generation: int,
+        outcome: ExportOutcome,
     ) -> tuple[WrittenEvent, int, StaffItemRow]:
         """POST the event under `generation`'s transaction id, the link written first (if the
         answer is lost, the next run looks before it posts). A tenant that says the id was
@@ -335,7 +353,7 @@ class CalendarWriter:
             except GraphRefused as refused:
                 if refused.code != DUPLICATE_TRANSACTION or generation >= MAX_GENERATION_SKIPS:
                     raise
-                adopted = await self._adopt(user, key, body)
+                adopted = await self._adopt(user, key, body, outcome)
                 if adopted is not None:
                     return adopted, generation, row
                 generation += 1

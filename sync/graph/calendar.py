@@ -8,20 +8,25 @@ So every read, update and delete of an event, and every search for the service's
 through `/users/{id}/calendar/events`, where Graph answers 404 `ErrorItemNotFound` for both.
 
 Every request asks for immutable ids (`Prefer: IdType="ImmutableId"`), so an event keeps its id
-if a person moves it between folders. Event bodies are built from plain JSON (the drafts'
-`to_graph()`) through the SDK's own JSON parser, so what is sent is exactly the Graph shape.
+if a person moves it between folders. The SDK's request builders make each request and its
+request adapter sends it (authentication, middleware and error mapping included), but event
+bodies go out and come back as plain JSON: the drafts' `to_graph()` is already the Graph shape,
+and building the SDK's model tree for every event (delta pages are full of them) costs far more
+CPU than the request itself.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from kiota_abstractions.base_request_configuration import RequestConfiguration
-from kiota_serialization_json.json_parse_node_factory import JsonParseNodeFactory
-from kiota_serialization_json.json_serialization_writer import JsonSerializationWriter
-from msgraph.generated.models.event import Event
+from kiota_abstractions.method import Method
+from kiota_abstractions.request_information import RequestInformation
+from kiota_abstractions.serialization import ParsableFactory
+from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 from msgraph.generated.users.item.calendar.events.events_request_builder import (
     EventsRequestBuilder as CalendarEventsRequestBuilder,
 )
@@ -45,22 +50,13 @@ IMMUTABLE_IDS = 'IdType="ImmutableId"'
 DELTA_PAGE_SIZE = 100
 
 
-def _event(payload: dict[str, Any]) -> Event:
-    """An SDK Event from Graph JSON, through the SDK's own parser."""
-    node = JsonParseNodeFactory().get_root_parse_node(
-        "application/json", json.dumps(payload).encode()
-    )
-    value: Event | None = node.get_object_value(Event)
-    if value is None:
-        raise ValueError("empty Graph payload")
-    return value
+# How a failed request's body is read: Graph's OData error (its `code` is what `calls` maps).
+_ERRORS: dict[str, type[ParsableFactory]] = {"XXX": ODataError}
 
 
-def _as_json(event: Event) -> dict[str, Any]:
-    writer = JsonSerializationWriter()
-    writer.write_object_value(None, event)
-    parsed: dict[str, Any] = json.loads(writer.get_serialized_content())
-    return parsed
+def _with_json(request: RequestInformation, method: Method, body: dict[str, Any]) -> None:
+    request.http_method = method
+    request.set_stream_content(json.dumps(body).encode(), "application/json")
 
 
 def _odata_string(value: str) -> str:
@@ -75,16 +71,34 @@ def _config(query: object | None = None, *prefer: str) -> RequestConfiguration[A
     return config
 
 
-def _written(event: Event | None) -> WrittenEvent:
-    if event is None or event.id is None:
+def _written(event: dict[str, Any] | None) -> WrittenEvent:
+    event_id = event.get("id") if event else None
+    if not isinstance(event_id, str) or event is None:
         raise ValueError("Graph returned no event")
-    return WrittenEvent(event.id, event.change_key)
+    change_key = event.get("changeKey")
+    return WrittenEvent(event_id, change_key if isinstance(change_key, str) else None)
 
 
 class GraphCalendar:
     def __init__(self, client: GraphServiceClient, caller: GraphCaller) -> None:
         self._client = client
         self._caller = caller
+
+    async def _json(
+        self, user_id: str, request: Callable[[], RequestInformation]
+    ) -> dict[str, Any] | None:
+        """Send the request (made afresh for each attempt) and read its answer as JSON."""
+        adapter = self._client.request_adapter
+
+        async def send() -> bytes | None:
+            raw: bytes | None = await adapter.send_primitive_async(request(), "bytes", _ERRORS)
+            return raw
+
+        raw = await self._caller.call(user_id, send)
+        if not raw:
+            return None
+        parsed: dict[str, Any] = json.loads(raw)
+        return parsed
 
     async def find_user(self, mail: str) -> MailboxUser | None:
         """The Microsoft 365 user whose primary e-mail is `mail`, with the mailbox time zone.
@@ -118,11 +132,13 @@ class GraphCalendar:
             "singleValueExtendedProperties": [{"id": COCONUT_ID_PROPERTY, "value": coconut_key}],
         }
         events = self._client.users.by_user_id(user_id).events
-        created = await self._caller.call(
-            user_id,
-            lambda: events.post(_event(payload), request_configuration=_config()),
-        )
-        return _written(created)
+
+        def post() -> RequestInformation:
+            request = events.to_get_request_information(_config())
+            _with_json(request, Method.POST, payload)
+            return request
+
+        return _written(await self._json(user_id, post))
 
     async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
         """Events in the primary calendar carrying this item's Coconut-id extended property."""
@@ -145,19 +161,17 @@ class GraphCalendar:
             filter=odata_filter, select=["id", "changeKey"]
         )
         events = self._client.users.by_user_id(user_id).calendar.events
-        page = await self._caller.call(
-            user_id, lambda: events.get(request_configuration=_config(query))
-        )
+        page = await self._json(user_id, lambda: events.to_get_request_information(_config(query)))
         found: list[WrittenEvent] = []
         while page is not None:
-            found += [_written(e) for e in page.value or [] if e.id]
-            next_link = page.odata_next_link
-            if not next_link:
+            found += [_written(e) for e in page.get("value") or [] if e.get("id")]
+            next_link = page.get("@odata.nextLink")
+            if not isinstance(next_link, str):
                 break
             next_page = events.with_url(next_link)
-            page = await self._caller.call(
+            page = await self._json(
                 user_id,
-                lambda: next_page.get(request_configuration=_config()),  # noqa: B023 - awaited now
+                lambda: next_page.to_get_request_information(_config()),  # noqa: B023
             )
         return found
 
@@ -167,10 +181,13 @@ class GraphCalendar:
     async def update_event(self, user_id: str, event_id: str, body: dict[str, Any]) -> WrittenEvent:
         """`EventGone` when the event is not in the primary calendar any more."""
         item = self._in_calendar(user_id, event_id)
-        updated = await self._caller.call(
-            user_id, lambda: item.patch(_event(body), request_configuration=_config())
-        )
-        return _written(updated)
+
+        def patch() -> RequestInformation:
+            request = item.to_get_request_information(_config())
+            _with_json(request, Method.PATCH, body)
+            return request
+
+        return _written(await self._json(user_id, patch))
 
     async def delete_event(self, user_id: str, event_id: str) -> None:
         """Remove the event; one that is already gone from the primary calendar counts as
@@ -189,12 +206,13 @@ class GraphCalendar:
             select=["changeKey"]
         )
         try:
-            event = await self._caller.call(
-                user_id, lambda: item.get(request_configuration=_config(query))
+            event = await self._json(
+                user_id, lambda: item.to_get_request_information(_config(query))
             )
         except EventGone:
             return None
-        return event.change_key if event else None
+        change_key = event.get("changeKey") if event else None
+        return change_key if isinstance(change_key, str) else None
 
     async def calendar_delta(
         self,
@@ -207,7 +225,7 @@ class GraphCalendar:
         """One page of changes in the primary calendar's view: from a `nextLink`/`deltaLink`,
         or (with `window`) the first page of a new round. Times come back in UTC.
 
-        Raises `SyncStateGone` when Graph no longer knows the link's state (410)."""
+        Raises `DeltaExpired` when Graph no longer knows the link's state (410)."""
         delta = self._client.users.by_user_id(user_id).calendar_view.delta
         prefer = ('outlook.timezone="UTC"', f"odata.maxpagesize={page_size}")
         if link is not None:
@@ -221,15 +239,14 @@ class GraphCalendar:
                 start_date_time=_utc_text(start), end_date_time=_utc_text(end)
             )
             builder, config = delta, _config(query, *prefer)
-        response = await self._caller.call(
-            user_id, lambda: builder.get(request_configuration=config)
-        )
-        if response is None:
+        page = await self._json(user_id, lambda: builder.to_get_request_information(config))
+        if page is None:
             return DeltaPage([], None, None)
+        next_link, delta_link = page.get("@odata.nextLink"), page.get("@odata.deltaLink")
         return DeltaPage(
-            items=[_as_json(event) for event in response.value or []],
-            next_link=response.odata_next_link,
-            delta_link=response.odata_delta_link,
+            items=[item for item in page.get("value") or [] if isinstance(item, dict)],
+            next_link=next_link if isinstance(next_link, str) else None,
+            delta_link=delta_link if isinstance(delta_link, str) else None,
         )
 
 

@@ -74,9 +74,12 @@ DELTA_EXPIRED_CODES = frozenset({"syncStateNotFound", "resyncRequired", "SyncSta
 
 
 def retry_later(delay: float, status: int | None, code: str | None) -> GraphRetryable:
-    return GraphRetryable(
-        f"Graph asked to retry after {delay:.1f} s", delay, status=status, code=code
+    answered = (
+        f"Graph answered {status} {code or ''}".strip()
+        if status
+        else (f"Graph could not be reached ({code})" if code else "Graph could not be reached")
     )
+    return GraphRetryable(f"{answered}; retry after {delay:.1f} s", delay, status=status, code=code)
 
 
 def map_api_error(error: APIError, attempt: int) -> SyncError:
@@ -134,8 +137,15 @@ class GraphCaller:
             raise retry_later(wait, 429, "ResumeLater")
         await asyncio.sleep(wait)
 
-    async def call(self, mailbox: str, operation: Callable[[], Awaitable[T]]) -> T:
-        """Run one Graph request for `mailbox`, retrying short throttling waits."""
+    async def call(
+        self, mailbox: str, operation: Callable[[], Awaitable[T]], *, replayable: bool = True
+    ) -> T:
+        """Run one Graph request for `mailbox`, retrying short throttling waits.
+
+        `replayable=False` for a request that must not be sent twice when its answer may have
+        been lost (a create without a transaction id): only a 429, which Graph never applied,
+        is retried here; anything else goes back to the caller, who looks before trying again.
+        """
 
         token_retried = False
 
@@ -146,7 +156,9 @@ class GraphCaller:
                 # with whatever token the credential hands out now.
                 token_retried = True
                 return True
-            return isinstance(error, GraphRetryable) and error.delay <= self._max_inline_wait
+            if not isinstance(error, GraphRetryable) or error.delay > self._max_inline_wait:
+                return False
+            return replayable or error.status == 429
 
         def wait(state: RetryCallState) -> float:
             error = state.outcome.exception() if state.outcome else None

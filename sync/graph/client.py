@@ -17,6 +17,7 @@ from msgraph.graph_request_adapter import GraphRequestAdapter
 from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
+from sync.http_tracing import TracedTransport
 from sync.settings import Settings
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -37,7 +38,7 @@ def _credential(settings: Settings) -> AsyncTokenCredential:
     return ManagedIdentityCredential()
 
 
-def _http_client() -> httpx.AsyncClient:
+def _http_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClient:
     # The SDK's RetryHandler sleeps inside the request for up to 180 s; retries are done by
     # `sync.graph.calls` instead, which sends long waits back to the queue as a delay.
     middleware = [
@@ -45,14 +46,21 @@ def _http_client() -> httpx.AsyncClient:
         for m in KiotaClientFactory.get_default_middleware(None)
         if not isinstance(m, RetryHandler)
     ]
-    client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), http2=False)
+    # Under every middleware, so each span shows the request as sent (sync.http_tracing).
+    traced = TracedTransport(transport or httpx.AsyncHTTPTransport(http2=False), peer="graph")
+    client = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0), http2=False, transport=traced
+    )
     configured: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
         middleware=middleware, client=client
     )
     return configured
 
 
-def build_graph_client(settings: Settings) -> GraphServiceClient:
+def build_graph_client(
+    settings: Settings, transport: httpx.AsyncBaseTransport | None = None
+) -> GraphServiceClient:
+    """`transport` sends the requests (tests give a mock one); each is traced."""
     auth: AuthenticationProvider
     if settings.graph_auth == "none":
         auth = AnonymousAuthenticationProvider()
@@ -61,6 +69,6 @@ def build_graph_client(settings: Settings) -> GraphServiceClient:
         auth = AzureIdentityAuthenticationProvider(
             _credential(settings), scopes=[GRAPH_SCOPE], allowed_hosts=[host]
         )
-    adapter = GraphRequestAdapter(auth, client=_http_client())
+    adapter = GraphRequestAdapter(auth, client=_http_client(transport))
     adapter.base_url = settings.graph_base_url
     return GraphServiceClient(request_adapter=adapter)

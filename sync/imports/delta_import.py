@@ -23,7 +23,13 @@ from typing import Any
 
 from sync.concurrency import all_settled
 from sync.errors import DeltaExpired
-from sync.imports.busy_time import BusyBlock, classify, net_changes, plan_full_resync
+from sync.imports.busy_time import (
+    BusyBlock,
+    classify,
+    external_id_for,
+    net_changes,
+    plan_full_resync,
+)
 from sync.ports import CoconutBusyTime, MailboxCalendar, MailboxUser
 from sync.staff_record import ImportCursor
 
@@ -87,6 +93,12 @@ class BusyTimeImporter:
         except DeltaExpired:
             # Graph forgot the token: start a fresh round over the whole window.
             return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
+
+    async def forget_own(self, staff_id: str, event_ids: list[str]) -> None:
+        """No busy blocks for events that turned out to be the service's own (a create whose
+        answer was lost, imported before it was found): Coconut must not hold them as the staff
+        member's own time."""
+        await self._apply(staff_id, [], [external_id_for(event_id) for event_id in event_ids])
 
     async def _incremental(
         self,

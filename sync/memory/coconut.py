@@ -47,8 +47,9 @@ class MemoryCoconut:
         if key is None or key in self.deleted:
             return
         match delivery:
-            case AppointmentChange(appointment=resource) | UnavailabilityChange(
-                unavailability=resource
+            case (
+                AppointmentChange(appointment=resource)
+                | UnavailabilityChange(unavailability=resource)
             ):
                 current = self.record.get(key)
                 if current is None or current.revision < resource.revision:

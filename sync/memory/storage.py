@@ -10,11 +10,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from sync.desired_state import DesiredItem
-from sync.errors import ConcurrentUpdate
+from sync.desired_state import DesiredItem, readable_part
+from sync.errors import ConcurrentUpdate, ContentUnreadable
 from sync.export.planning import EventLink
 from sync.memory.faults import Faults
-from sync.ports import ItemFailure, StaffItemRow
+from sync.ports import ItemFailure, StaffItemRow, StoredItem
 from sync.staff_record import StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest, SyncReason
 
@@ -30,17 +30,32 @@ class _Etags:
 
 
 class MemoryItemTable:
-    """`sync.ports.ItemTable`."""
+    """`sync.ports.ItemTable`. Content is kept as it is (nothing to protect in memory);
+    `make_unreadable` stands for a row the production adapter cannot decrypt."""
 
     def __init__(self, faults: Faults | None = None) -> None:
         self._faults = faults or Faults()
         self._etags = _Etags()
         self.items: dict[str, tuple[DesiredItem, str]] = {}
+        self.unreadable: set[str] = set()
 
-    async def read(self, key: str) -> tuple[DesiredItem | None, str | None]:
+    def make_unreadable(self, key: str) -> None:
+        """Reading the item's content now fails as under a wrong data key."""
+        self.unreadable.add(key)
+
+    async def read(
+        self, key: str, *, with_content: bool = True
+    ) -> tuple[DesiredItem | None, str | None]:
         self._faults.check(STORAGE)
         stored = self.items.get(key)
-        return stored if stored is not None else (None, None)
+        if stored is None:
+            return None, None
+        item, etag = stored
+        if not with_content:
+            return readable_part(item), etag
+        if key in self.unreadable and item.has_content:
+            raise ContentUnreadable(key, "does not authenticate under key memory")
+        return item, etag
 
     async def swap(self, item: DesiredItem, etag: str | None) -> bool:
         self._faults.check(STORAGE)
@@ -48,6 +63,41 @@ class MemoryItemTable:
         if (current is None) != (etag is None) or (current is not None and current[1] != etag):
             return False
         self.items[item.key] = (item, self._etags.new())
+        self.unreadable.discard(item.key)  # written anew under the current key
+        return True
+
+    async def scan(
+        self, *, ended_before: datetime | None = None, deleted_before: datetime | None = None
+    ) -> list[StoredItem]:
+        self._faults.check(STORAGE)
+
+        def wanted(item: DesiredItem) -> bool:
+            if ended_before is None and deleted_before is None:
+                return True
+            ends_at = item.ends_at
+            if ended_before is not None and ends_at is not None and ends_at < ended_before:
+                return True
+            return (
+                deleted_before is not None
+                and item.deleted
+                and item.recorded_at is not None
+                and item.recorded_at < deleted_before
+            )
+
+        return [
+            StoredItem(readable_part(item), etag, item.has_content)
+            for item, etag in self.items.values()
+            if wanted(item)
+        ]
+
+    async def remove(self, key: str, etag: str) -> bool:
+        self._faults.check(STORAGE)
+        current = self.items.get(key)
+        if current is None:
+            return True
+        if current[1] != etag:
+            return False
+        del self.items[key]
         return True
 
 
@@ -127,6 +177,13 @@ class MemoryItemLinks:
             for row in rows.values():
                 if row.failure is not None:
                     row.failure = replace(row.failure, retry_at=row.failure.retry_at - step)
+
+    async def row(self, staff_id: str, item_key: str) -> StaffItemRow | None:
+        self._faults.check(STORAGE)
+        row = self.partitions.get(staff_id, {}).get(item_key)
+        if row is None:
+            return None
+        return StaffItemRow(staff_id, row.link, row.pending, row.etag, failure=row.failure)
 
     async def pending_by_staff(self) -> Counter[str]:
         self._faults.check(STORAGE)

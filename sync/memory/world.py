@@ -14,6 +14,7 @@ from sync.memory.coconut import MemoryCoconut
 from sync.memory.faults import Faults
 from sync.memory.storage import MemoryItemLinks, MemoryItemTable, MemoryQueue, MemoryStaffStore
 from sync.ops.disconnect import StaffDisconnect
+from sync.retention import ContentRetention
 from sync.worker import StaffWorker
 
 
@@ -22,6 +23,7 @@ class MemoryWorld:
     faults: Faults = field(default_factory=Faults)
     horizon_days: int = 180
     lease_seconds: float = 60.0
+    retention_days: int = 30
 
     def __post_init__(self) -> None:
         self.calendar = MemoryCalendar(self.faults)
@@ -32,6 +34,9 @@ class MemoryWorld:
         self.queue = MemoryQueue(self.faults)
         self.items = DesiredItemStore(self.table, self.links)
         self.lease = StaffLease(self.staff, timedelta(seconds=self.lease_seconds))
+        self.retention = ContentRetention(
+            self.table, self.links, self.staff, timedelta(days=self.retention_days)
+        )
 
     def advance(self, seconds: float) -> None:
         """Let time pass for every deadline the stores hold (leases, throttling, retries)."""
@@ -48,6 +53,8 @@ class MemoryWorld:
             calendar=self.calendar,
             queue=self.queue,
             importer=BusyTimeImporter(self.calendar, self.coconut, self.horizon_days),
-            disconnect=StaffDisconnect(self.calendar, self.links, self.coconut, None),
+            disconnect=StaffDisconnect(
+                self.calendar, self.links, self.coconut, None, self.retention
+            ),
             listings=ListingReconciler(self.coconut, self.items, self.links),
         )

@@ -103,8 +103,12 @@ class GraphSubscriptions:
             expiration_date_time=expires,
             client_state=self._client_state,
         )
+        # Never replayed here: a create whose answer was lost made a subscription, which the
+        # next `ensure` finds and reuses (`_existing`).
         created = await self._caller.call(
-            user_id, lambda: self._client.subscriptions.post(body, request_configuration=_config())
+            user_id,
+            lambda: self._client.subscriptions.post(body, request_configuration=_config()),
+            replayable=False,
         )
         if created is None or created.id is None:
             raise ValueError("Graph returned no subscription")

@@ -10,6 +10,8 @@ the ops modules, and the JSON answer (errors included), with one log record per 
 |        |   {"staff_ids": [...]}           |     first) or of the staff listed                 |
 | GET    | ops/poison                       | 200 poison queue length and its oldest messages   |
 | POST   | ops/poison/replay {"staff_id"?}  | 200 messages put back on staff-sync               |
+| POST   | ops/data-key/rotate              | 200 records re-sealed under SYNC_DATA_KEY, what   |
+|        |                                  |     is left (call again until `complete`)         |
 
 Errors: `{"error": "<message>", "code": "<code>"}` with 400 `bad_input`, 404 `unknown_staff` /
 `unknown_command`, 409 `leased` (with `retry_after`) / `wrong_state`, 503 `unavailable`.
@@ -28,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync.errors import StorageUnavailable
 from sync.ops.commands import StaffCommands
+from sync.ops.data_key import DataKeyRotation
 from sync.ops.errors import BadInput, OpsError, StaffLeased
 from sync.ops.poison import PoisonQueue
 from sync.ops.status import STATUSES, Status, StatusView
@@ -86,10 +89,17 @@ def parse_status(value: str | None) -> Status | None:
 
 
 class OpsApi:
-    def __init__(self, view: StatusView, commands: StaffCommands, poison: PoisonQueue) -> None:
+    def __init__(
+        self,
+        view: StatusView,
+        commands: StaffCommands,
+        poison: PoisonQueue,
+        rotation: DataKeyRotation | None = None,
+    ) -> None:
         self._view = view
         self._commands = commands
         self._poison = poison
+        self._rotation = rotation
 
     @classmethod
     def from_services(cls, services: Services) -> OpsApi:
@@ -97,6 +107,7 @@ class OpsApi:
             StatusView(services.staff, services.links),
             StaffCommands(services.staff, services.queue, services.cycle),
             PoisonQueue(services.account, services.queue),
+            DataKeyRotation(services.item_table, services.settings.content_cipher.current_key_id),
         )
 
     async def staff_list(self, params: Mapping[str, str]) -> OpsReply:
@@ -136,6 +147,14 @@ class OpsApi:
             return await self._poison.replay(request.staff_id, request.limit)
 
         return await self._answer("ops_poison_replay", 200, run)
+
+    async def rotate_data_key(self) -> OpsReply:
+        async def run() -> BaseModel:
+            if self._rotation is None:
+                raise BadInput("data key rotation is not available here")
+            return await self._rotation.finish()
+
+        return await self._answer("ops_rotate_data_key", 200, run)
 
     async def _answer(
         self,

@@ -11,6 +11,7 @@
     python -m sync.ops reconnect U-42
     python -m sync.ops poison
     python -m sync.ops poison replay [--staff U-42]
+    python -m sync.ops rotate-data-key          # re-seal stored content under SYNC_DATA_KEY
 
 `--url` and `--key` default to SYNC_OPS_URL and SYNC_OPS_KEY (the app's admin key).
 """
@@ -279,6 +280,30 @@ class Cli:
             ),
         )
 
+    def rotate_data_key(self) -> bool:
+        """Call until every record is under the current key (or a call moves nothing);
+        whether the rotation is complete."""
+        resealed = 0
+        while True:
+            report = self.client.rotate_data_key()
+            resealed += int(report["resealed"])
+            if report["complete"] or not report["resealed"]:
+                break
+        self.emit(report, lambda: self.console.print(rotation_summary(report, resealed)))
+        return bool(report["complete"])
+
+
+def rotation_summary(report: Mapping[str, Any], resealed: int) -> Text:
+    line = Text(f"Data key {report['key_id']}: {resealed} record(s) re-sealed; ")
+    if report["complete"]:
+        line.append("rotation complete", style="green")
+        line.append(" (SYNC_DATA_KEY_PREVIOUS can go)")
+        return line
+    line.append(f"{report['remaining']} left", style="yellow")
+    if report["unreadable"]:
+        line.append(f", unreadable with either key: {', '.join(report['unreadable'])}")
+    return line
+
 
 def _required_time(value: object) -> datetime:
     moment = parse_time(value)
@@ -330,6 +355,9 @@ def parser() -> argparse.ArgumentParser:
     poison = commands.add_parser("poison", help="list (or replay) the poison queue")
     poison.add_argument("action", nargs="?", choices=("list", "replay"), default="list")
     poison.add_argument("--staff", help="replay only this staff member's messages")
+    commands.add_parser(
+        "rotate-data-key", help="re-seal stored content under SYNC_DATA_KEY (ends a rotation)"
+    )
     return root
 
 
@@ -358,6 +386,9 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
                     cli.replay(args.staff)
                 case "poison":
                     cli.poison()
+                case "rotate-data-key":
+                    if not cli.rotate_data_key():
+                        return 1
         except OpsRefused as refused:
             errors.print(f"[red]refused ({refused.status} {refused.code}):[/red] {refused.message}")
             return 1

@@ -76,6 +76,9 @@ class OpsClient:
     def replay(self, staff_id: str | None = None) -> dict[str, Any]:
         return self._call("POST", "/poison/replay", json={"staff_id": staff_id} if staff_id else {})
 
+    def rotate_data_key(self) -> dict[str, Any]:
+        return self._call("POST", "/data-key/rotate")
+
     def _call(
         self,
         method: str,

@@ -8,7 +8,9 @@ throttling puts the request back and the next run finds less to do.
 - Exchange: every event the link rows name, and every event found by the Coconut-id extended
   property (a create whose answer was lost has no link yet);
 - Coconut: every external event with one of the service's `ex-` ids (others are not ours);
-- the mailbox's Graph change-notification subscription.
+- the mailbox's Graph change-notification subscription;
+- the customer content the service kept for their items, unless a staff member who is still
+  synced shares the item (`sync.retention.ContentRetention.withhold_for`).
 
 The link rows are kept, retired (no event, next generation), so a reconnect recreates every
 event with a fresh transaction id.
@@ -25,6 +27,7 @@ from sync.concurrency import all_settled
 from sync.export.planning import retire
 from sync.imports.busy_time import is_service_external_id
 from sync.ports import ChangeSubscriptions, CoconutBusyTime, ItemLinks, MailboxCalendar
+from sync.retention import ContentRetention
 from sync.staff_record import (
     Connection,
     ImportCursor,
@@ -38,7 +41,7 @@ from sync.staff_record import (
 CONCURRENCY: Final = 4
 DISCONNECTED_REASON: Final = (
     "disconnected by an administrator: the service's events were removed from the calendar "
-    "and from Coconut"
+    "and from Coconut, and the customer content kept for them was purged"
 )
 
 
@@ -49,11 +52,13 @@ class StaffDisconnect:
         links: ItemLinks,
         coconut: CoconutBusyTime,
         subscriptions: ChangeSubscriptions | None,
+        retention: ContentRetention | None = None,
     ) -> None:
         self._calendar = calendar
         self._links = links
         self._coconut = coconut
         self._subscriptions = subscriptions
+        self._retention = retention
 
     async def run(self, staff_id: str, record: StaffRecord) -> StaffChanges:
         """Remove the service's traces; the staff record changes to write."""
@@ -65,6 +70,8 @@ class StaffDisconnect:
             if subscription and self._subscriptions is not None:
                 await self._subscriptions.remove(user_id, subscription)
         removed_blocks = await self._clear_busy_time(staff_id)
+        if self._retention is not None:
+            await self._retention.withhold_for(staff_id)
         now = datetime.now(UTC)
         return StaffChanges(
             connection=Connection(

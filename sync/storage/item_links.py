@@ -163,6 +163,15 @@ class TableItemLinks:
             return True
         return True
 
+    async def row(self, staff_id: str, item_key: str) -> StaffItemRow | None:
+        try:
+            entity = await guarded(
+                lambda: self._table.get_entity(table_key(staff_id), table_key(item_key))
+            )
+        except ResourceNotFoundError:
+            return None
+        return _row(entity)
+
     async def pending_by_staff(self) -> Counter[str]:
         """Rows waiting for a run, per staff member: one scan of the pending rows only."""
         query = self._table.query_entities(

@@ -26,6 +26,7 @@ from local.azurite import Azurite
 from local.coconut_emulator.server import CoconutEmulator
 from local.graph_emulator.server import GraphEmulator
 from sync.coconut.api import CoconutApi
+from sync.content_cipher import new_data_key
 from sync.graph.calendar import GraphCalendar
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
@@ -272,6 +273,7 @@ class EmulatedMailboxes(MailboxesSide):
                 "COCONUT_API_BASE_URL": "http://127.0.0.1:9/api/v2",
                 "COCONUT_API_KEY": "contract-key",
                 "COCONUT_WEBHOOK_SECRET": "contract-secret",
+                "SYNC_DATA_KEY": new_data_key(),
             }
         )
         self._client = build_graph_client(settings)

@@ -8,6 +8,7 @@ import pytest
 
 from local.coconut_emulator.server import CoconutEmulator
 from local.graph_emulator.server import GraphEmulator
+from sync.content_cipher import ContentCipher, DataKey, new_data_key
 from sync.memory.storage import MemoryItemLinks, MemoryItemTable, MemoryStaffStore
 from sync.ports import ItemLinks, ItemTable, StaffStore
 from sync.storage.item_links import TableItemLinks
@@ -58,7 +59,7 @@ async def item_table(request: pytest.FixtureRequest) -> AsyncIterator[ItemTable]
         yield MemoryItemTable()
         return
     async with storage_account(request) as account:
-        yield TableItemStore(account)
+        yield TableItemStore(account, ContentCipher(DataKey.from_setting(new_data_key())))
 
 
 @pytest.fixture(params=BOTH)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from sync.telemetry import PLATFORM_TELEMETRY_SETTINGS
 from tests.infra.bicep import MISSING, Expr, Missing, Resource, Template, Value, calls
 
 Templates = dict[str, Template]
@@ -71,16 +72,22 @@ APP_SETTINGS: Final = frozenset(
         "PUBLIC_BASE_URL",
         "GRAPH_CLIENT_STATE",
         "SYNC_HORIZON_DAYS",
+        "SYNC_DATA_KEY",
+        "SYNC_DATA_KEY_PREVIOUS",
+        "SYNC_CONTENT_RETENTION_DAYS",
         "APPLICATIONINSIGHTS_CONNECTION_STRING",
         "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
-        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY",
     }
 )
 SECRET_SETTINGS: Final = frozenset(
-    {"COCONUT_API_KEY", "COCONUT_WEBHOOK_SECRET", "GRAPH_CLIENT_STATE"}
+    {"COCONUT_API_KEY", "COCONUT_WEBHOOK_SECRET", "GRAPH_CLIENT_STATE", "SYNC_DATA_KEY"}
 )
 # Optional secret: a Key Vault reference or empty, never a value.
-OPTIONAL_SECRET_SETTINGS: Final = frozenset({"COCONUT_WEBHOOK_SECRET_PREVIOUS"})
+OPTIONAL_SECRET_SETTINGS: Final = frozenset(
+    {"COCONUT_WEBHOOK_SECRET_PREVIOUS", "SYNC_DATA_KEY_PREVIOUS"}
+)
+# The secret holding the key that encrypts customer content at rest.
+DATA_KEY_SECRET: Final = "sync-data-key"
 # Not a credential once Application Insights local auth is off; the one connection string allowed.
 ALLOWED_CONNECTION_STRING_SETTINGS: Final = frozenset({"APPLICATIONINSIGHTS_CONNECTION_STRING"})
 
@@ -185,7 +192,9 @@ def app_settings_hold_no_secrets_or_keys(templates: Templates) -> list[str]:
             violations.append(f"{name}: must be a Key Vault reference or empty")
     violations += _expect_setting(settings, "AzureWebJobsStorage__credential", "managedidentity")
     violations += _expect_setting(settings, "GRAPH_AUTH", "managed_identity")
-    violations += _expect_setting(settings, "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY", "true")
+    # The service exports its own telemetry; the worker doing so too sends every record twice.
+    for name in sorted(set(PLATFORM_TELEMETRY_SETTINGS) & names):
+        violations.append(f"{name}: the worker must not export telemetry next to the service")
     auth = settings.get("APPLICATIONINSIGHTS_AUTHENTICATION_STRING")
     if not any("Authorization=AAD" in t for t in _literal_texts(auth)):
         violations.append("APPLICATIONINSIGHTS_AUTHENTICATION_STRING must use Authorization=AAD")
@@ -207,6 +216,37 @@ def key_vault_references_point_at_created_secrets(templates: Templates) -> list[
             secret = reference.split("secrets/", 1)[-1].split("/", 1)[0]
             if secret not in created:
                 violations.append(f"{name} refers to secret {secret!r}, which infra/ never creates")
+    return violations
+
+
+def data_key_is_generated_in_the_vault(templates: Templates) -> list[str]:
+    """The data key is a vault secret made by the deployment itself (from fresh randomness, or
+    kept as the vault holds it), always created, and reaches the app only by reference to it."""
+    secrets = [
+        s
+        for s in _resources(templates, "Microsoft.KeyVault/vaults/secrets")
+        if s.get("name") == DATA_KEY_SECRET
+    ]
+    if len(secrets) != 1:
+        return [f"infra/ creates {len(secrets)} '{DATA_KEY_SECRET}' secrets, expected one"]
+    secret = secrets[0]
+    violations: list[str] = []
+    if secret.condition is not None:
+        violations.append(f"{secret.where()}: the data key secret is created only sometimes")
+    owner = _owner(templates, secret)
+    generated = {
+        name
+        for name, param in owner.params.items()
+        if param.secure and isinstance(param.default, Expr) and param.default.text == "newGuid()"
+    }
+    value = secret.get("properties.value")
+    used = _identifiers_through_variables(owner, value)
+    if not used & generated:
+        violations.append(f"{secret.where()}: the data key is not generated at deployment")
+    settings = app_settings(templates) or {}
+    references = key_vault_references(settings.get("SYNC_DATA_KEY"))
+    if not any(f"secrets/{DATA_KEY_SECRET}/" in r for r in references):
+        violations.append(f"SYNC_DATA_KEY does not refer to the '{DATA_KEY_SECRET}' secret")
     return violations
 
 
@@ -313,6 +353,7 @@ SECURITY_RULES: Final[tuple[Rule, ...]] = (
     function_app_is_https_only_with_user_assigned_identity,
     app_settings_hold_no_secrets_or_keys,
     key_vault_references_point_at_created_secrets,
+    data_key_is_generated_in_the_vault,
     no_keys_are_ever_read,
     monitoring_accepts_only_entra_telemetry,
     key_vault_uses_rbac_and_keeps_deleted_secrets,
@@ -391,6 +432,21 @@ def _is_optional_reference(value: Value | None) -> bool:
             _is_key_vault_reference(b) for b in value.branches
         )
     return value == "" or _is_key_vault_reference(value)
+
+
+def _identifiers_through_variables(template: Template, value: Value | Missing) -> set[str]:
+    """The identifiers a value refers to, following the template's variables."""
+    seen: set[str] = set()
+    todo = [value]
+    while todo:
+        current = todo.pop()
+        if not isinstance(current, Expr):
+            continue
+        for name in current.identifiers - seen:
+            seen.add(name)
+            if name in template.variables:
+                todo.append(template.variables[name])
+    return seen
 
 
 def _secure_params(template: Template) -> frozenset[str]:

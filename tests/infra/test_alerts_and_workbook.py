@@ -131,6 +131,31 @@ def test_workbook_shows_health_per_staff_and_throttling() -> None:
     assert "staff_by_status" in queries
 
 
+def _workbook_charts() -> dict[str, str]:
+    """Title -> query of every query item of the workbook."""
+    workbook = json.loads((INFRA / "app/workbook.json").read_text())
+    return {
+        item["content"]["title"]: item["content"]["query"]
+        for item in workbook["items"]
+        if item["type"] == 3 and item["content"].get("version") == "KqlItem/1.0"
+    }
+
+
+def test_throttling_charts_count_every_status_their_title_names() -> None:
+    # graph_throttled counts Graph's 429 and 503 answers with a `status` dimension (sync/
+    # http_tracing.py); the Graph dependencies carry the same status as their result code.
+    charts = _workbook_charts()
+    throttling = [(t, q) for t, q in charts.items() if "throttl" in t.lower()]
+    assert len(throttling) == 2
+    for title, query in throttling:
+        named = set(re.findall(r"\b(429|503)\b", title)) or {"429", "503"}
+        if "graph_throttled" in query:
+            assert "customDimensions.status" in query, title
+        else:
+            assert query.split()[0] == "dependencies", title
+            assert all(f"'{status}'" in query for status in named), title
+
+
 def test_workbook_is_deployed_from_its_json(templates: dict[str, Template]) -> None:
     (workbook,) = templates["app/workbook.bicep"].of_type("Microsoft.Insights/workbooks")
     data = workbook.get("properties.serializedData")

@@ -106,6 +106,14 @@ WEAKENINGS = [
         "never creates",
     ),
     Weakening(
+        "the worker exporting telemetry as well",
+        "app/function-app.bicep",
+        "      GRAPH_AUTH: 'managed_identity'\n",
+        "      GRAPH_AUTH: 'managed_identity'\n"
+        "      PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: 'true'\n",
+        "PYTHON_APPLICATIONINSIGHTS_ENABLE_TELEMETRY: the worker must not export telemetry",
+    ),
+    Weakening(
         "Graph secret auth instead of managed identity",
         "app/function-app.bicep",
         "GRAPH_AUTH: 'managed_identity'",
@@ -175,6 +183,42 @@ WEAKENINGS = [
         "enableRbacAuthorization: true",
         "enableRbacAuthorization: false",
         "enableRbacAuthorization",
+    ),
+    Weakening(
+        "data key as a plain app setting",
+        "app/function-app.bicep",
+        "SYNC_DATA_KEY: '@Microsoft.KeyVault(SecretUri=${vault.properties.vaultUri}"
+        "secrets/sync-data-key/)'",
+        "SYNC_DATA_KEY: 'bG9jYWwtb25seSBkYXRhIGtleSwgbmV2ZXIgQXp1cmU='",
+        "SYNC_DATA_KEY: must be a Key Vault reference",
+    ),
+    Weakening(
+        "data key taken from a parameter instead of generated",
+        "core/security/key-vault.bicep",
+        "value: dataKeyKept ? syncDataKey : newDataKey",
+        "value: syncDataKey",
+        "the data key is not generated at deployment",
+    ),
+    Weakening(
+        "data key created only sometimes",
+        "core/security/key-vault.bicep",
+        "resource dataKey 'secrets' = {",
+        "resource dataKey 'secrets' = if (!empty(syncDataKey)) {",
+        "created only sometimes",
+    ),
+    Weakening(
+        "data key exposed as an output",
+        "core/security/key-vault.bicep",
+        "output name string = vault.name",
+        "output name string = vault.name\noutput dataKey string = syncDataKey",
+        "exposes a secure parameter",
+    ),
+    Weakening(
+        "data key seed exposed as an output",
+        "core/security/key-vault.bicep",
+        "output name string = vault.name",
+        "output name string = vault.name\noutput seed string = dataKeySeedA",
+        "exposes a secure parameter",
     ),
     Weakening(
         "secret exposed as an output",

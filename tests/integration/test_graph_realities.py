@@ -33,6 +33,7 @@ from local.coconut_emulator.webhooks.coconut import Coconut
 from local.coconut_emulator.webhooks.payloads import Envelope
 from local.graph_emulator.server import GraphEmulator
 from local.stack import LocalStack
+from sync.content_cipher import new_data_key
 from sync.export.planning import transaction_id
 from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.imports.busy_time import external_id_for
@@ -941,6 +942,7 @@ VALID_SETTINGS = {
     "COCONUT_API_BASE_URL": "http://127.0.0.1:9/api/v2",
     "COCONUT_API_KEY": "local-key",
     "COCONUT_WEBHOOK_SECRET": "local-secret",
+    "SYNC_DATA_KEY": new_data_key(),
     "SYNC_TIMER_SCHEDULE": TIMER_OFF,
     "PUBLIC_BASE_URL": "https://sync.bank.example",
     "GRAPH_CLIENT_STATE": "c" * 128,

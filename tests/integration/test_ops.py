@@ -19,6 +19,7 @@ from azure.storage.queue.aio import QueueServiceClient
 from rich.console import Console
 
 from local.coconut_emulator.webhooks import payloads
+from local.coconut_emulator.webhooks.payloads import Envelope
 from local.stack import LocalStack
 from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.imports.busy_time import is_service_external_id
@@ -79,6 +80,7 @@ class Person:
             f"kim.{tag}@bank.onmicrosoft.com", mail=self.email, time_zone="UTC"
         ).id
         stack.coconut.add_user(self.staff_id, self.email, "Kim", tag, calendar_sync=True)
+        self.bookings: list[Envelope] = []
 
     async def book(self, *others: Person, start: datetime = SOON) -> str:
         envelope = new_coconut().book(
@@ -89,7 +91,13 @@ class Person:
             location=BRANCH,
         )
         assert await deliver(self.stack, envelope) == [202]
+        self.bookings.append(envelope)
         return f"appointment:{envelope['data']['id']}"
+
+    async def listed_again(self) -> None:
+        """What Coconut's listing brings back on a reconnect (contracts/coconut-api.md): each
+        appointment at its revision, which restores the content a disconnect purged."""
+        assert set(await deliver(self.stack, *self.bookings)) == {202}
 
     def add_own(self, subject: str, start: datetime) -> str:
         return self.stack.graph.create_event_as_person(
@@ -320,6 +328,7 @@ async def test_disconnect_removes_everything_the_service_made_then_reconnect_bri
     assert (refused.value.status, refused.value.code) == (409, "wrong_state")
 
     assert (await when_free(ops, kim.staff_id, "reconnect"))["status"] == "Pending"
+    await kim.listed_again()
     await eventually(lambda: len(kim.service_events()) == 3)  # the three appointments
     await eventually(lambda: len(kim.service_blocks()) == 2)  # Dentist and Physio
     await eventually(lambda: row(ops, kim.staff_id)["status"] == "Syncing")
@@ -471,7 +480,8 @@ async def test_cli_disconnect_reconnect_and_reinitialise(stack: LocalStack, ops:
     assert kim.service_blocks() == []
     code, out = await run_cli_async(stack, "reconnect", kim.staff_id, "--wait", "30")
     assert code == 0, out
-    assert len(kim.service_events()) == 1
+    await kim.listed_again()
+    await eventually(lambda: len(kim.service_events()) == 1)
     assert len(kim.service_blocks()) == 1
     before = ops.detail(kim.staff_id)["initialised_at"]
     code, out = await run_cli_async(stack, "reinitialise", kim.staff_id, "--wait", "30")

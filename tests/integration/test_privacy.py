@@ -4,11 +4,12 @@ A full scenario (book, change, add an attendee, reassign, a staff member's own O
 a malformed delivery, every ops command) runs with distinctive names, e-mail addresses, phone
 numbers, notes and answers. Afterwards none of them may appear in anything the service logged or
 stored outside the event itself: the host's log (every record with its dimensions, tracebacks
-included), every table entity, the queues (poison included), the status records, Coconut's
+included), every span the app finished (names and attributes, Graph and Coconut URLs included),
+every table entity, the queues (poison included), the status records, Coconut's
 external events, the ops API's answers and the error bodies.
 
-The one exception is the `items` table: it holds each appointment's desired state by design (the
-export renders the event from it), zlib-compressed in binary properties, and is left out.
+The `items` table is left out here: it keeps what each event is made of, encrypted, and
+`test_data_at_rest.py` reads it (with every other table and queue) as an operator would.
 The probe is shown to be live: every value does reach the Exchange event.
 """
 
@@ -21,8 +22,9 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -37,6 +39,7 @@ from local.stack import WEBHOOK_SECRET, LocalStack
 from sync.names import ITEMS_TABLE, QUEUES
 from sync.ops import cli
 from sync.ops.client import OpsClient, OpsRefused
+from sync.trace_file import read_spans
 from tests.integration.conftest import deliver, eventually
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
 from tests.integration.test_ops import ADMIN_KEY, SOON, Person, row, when_free
@@ -108,6 +111,17 @@ def text_of(value: Any) -> str:
             decoded += base64.b64decode(value, validate=False).decode("utf-8", "replace")
         return decoded
     return str(value)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """The shared stack, writing its spans to a file so they are searched too."""
+    folder = tmp_path_factory.mktemp("privacy")
+    spans = str(folder / "spans.jsonl")
+    with LocalStack(
+        host_log=folder / "host.log", extra_settings={"SYNC_TRACE_FILE": spans}
+    ) as running:
+        yield running
 
 
 @pytest.fixture
@@ -203,7 +217,8 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     assert not missing, f"the probe values must reach the event itself: {missing}"
     assert "555 0188" not in exchange, "only the mobile number is written"
 
-    await deliver(stack, coconut.reassign(appointment, [lee.ref]))
+    reassigned = coconut.reassign(appointment, [lee.ref])
+    await deliver(stack, reassigned)
     await eventually(lambda: len(lee.service_events()) == 1 and not kim.service_events())
 
     # A delivery that breaks the contract in a field holding a name: refused without echoing it.
@@ -228,6 +243,8 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     answers.append(json.dumps(await when_free(ops, lee.staff_id, "disconnect")))
     await eventually(lambda: ops.detail(lee.staff_id)["status"] == "Disconnected")
     answers.append(json.dumps(await when_free(ops, lee.staff_id, "reconnect")))
+    # The disconnect purged Lee's content; Coconut's listing brings it back on a reconnect.
+    await deliver(stack, reassigned)
     await eventually(lambda: row(ops, lee.staff_id).get("status") == "Syncing")
     answers.append(json.dumps(await when_free(ops, kim.staff_id, "reinitialise")))
     answers += [json.dumps(ops.poison()), json.dumps(ops.replay())]
@@ -246,8 +263,10 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
 
     blocks = kim.busy()
     assert {b["attributes"]["title"] for b in blocks.values()} == {"Busy"}
+    spans = json.dumps(read_spans(Path(stack.extra_settings["SYNC_TRACE_FILE"])))
     places = [
         ("host log", stack.host_log.read_text(encoding="utf-8", errors="replace")),
+        ("spans", spans),
         ("coconut external events", json.dumps([kim.busy(), lee.busy()])),
         *((f"ops answer {n}", text) for n, text in enumerate(answers)),
         *((f"error body {n}", text) for n, text in enumerate(error_bodies)),
@@ -257,4 +276,5 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     assert {"staff", "staffitems"} <= set(stored), "status records and links were read"
     places += [(f"table {name}", "\n".join(rows)) for name, rows in stored.items()]
     assert "staff_sync" in places[0][1], "the log holds the operation records"
+    assert '"peer": "graph"' in spans, "the spans hold the Graph calls"
     assert report(places) == {}

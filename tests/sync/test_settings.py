@@ -3,10 +3,12 @@ refusal that names the setting but never shows its value."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 
 import pytest
 
+from sync.content_cipher import KEY_FORMAT, DataKey, new_data_key
 from sync.settings import (
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_TIMER_SCHEDULE,
@@ -19,6 +21,7 @@ REQUIRED = {
     "COCONUT_API_BASE_URL": "https://coconut.example/api/",
     "COCONUT_API_KEY": "key-zq81",
     "COCONUT_WEBHOOK_SECRET": "secret-xv42",
+    "SYNC_DATA_KEY": "c2V0dGluZ3MtdGVzdCBkYXRhIGtleSwgMzIgYnl0ZXM=",
 }
 EVERY_SETTING = (
     *REQUIRED,
@@ -37,6 +40,8 @@ EVERY_SETTING = (
     "GRAPH_CLIENT_STATE",
     "SYNC_HORIZON_DAYS",
     "SYNC_LEASE_SECONDS",
+    "SYNC_DATA_KEY_PREVIOUS",
+    "SYNC_CONTENT_RETENTION_DAYS",
 )
 
 
@@ -246,3 +251,59 @@ def test_settings_are_frozen(environment: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValueError, match="frozen"):
         settings.sync_lease_seconds = 5  # type: ignore[misc]
     assert settings.sync_lease_seconds == 60
+
+
+# ----- the data key and the content retention ----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not-base64!!",
+        base64.b64encode(b"only sixteen byt").decode(),
+        base64.b64encode(bytes(48)).decode(),
+        "@Microsoft.KeyVault(SecretUri=https://kv.vault.azure.net/secrets/sync-data-key/)",
+    ],
+)
+@pytest.mark.parametrize("name", ["SYNC_DATA_KEY", "SYNC_DATA_KEY_PREVIOUS"])
+def test_a_malformed_data_key_stops_start_up_naming_the_setting(
+    environment: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    message = refusal(environment, **{name: value})
+
+    assert message == f"invalid setting {name}: {KEY_FORMAT}"
+
+
+def test_the_data_keys_seal_with_the_current_and_open_with_either(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    old, new = new_data_key(), new_data_key()
+    environment.setenv("SYNC_DATA_KEY", old)
+    key_id, sealed = load_settings().content_cipher.seal(b"x", bound_to=b"row")
+    environment.setenv("SYNC_DATA_KEY", new)
+    environment.setenv("SYNC_DATA_KEY_PREVIOUS", old)
+
+    settings = load_settings()
+
+    assert settings.content_cipher.open(key_id, sealed, bound_to=b"row") == b"x"
+    assert settings.content_cipher.current_key_id == DataKey.from_setting(new).id
+    assert old not in repr(settings)
+    assert new not in repr(settings)
+
+
+def test_a_blank_previous_data_key_is_unset(environment: pytest.MonkeyPatch) -> None:
+    environment.setenv("SYNC_DATA_KEY_PREVIOUS", " ")
+
+    assert load_settings().sync_data_key_previous is None
+
+
+@pytest.mark.parametrize(("value", "accepted"), [("1", True), ("3650", True), ("0", False)])
+def test_the_content_retention_defaults_to_30_days_within_bounds(
+    environment: pytest.MonkeyPatch, value: str, accepted: bool
+) -> None:
+    assert load_settings().sync_content_retention_days == 30
+    environment.setenv("SYNC_CONTENT_RETENTION_DAYS", value)
+    if accepted:
+        assert load_settings().sync_content_retention_days == int(value)
+    else:
+        assert refusal(environment).startswith("invalid setting SYNC_CONTENT_RETENTION_DAYS: ")

@@ -26,4 +26,17 @@ def test_a_request_holds_identifiers_and_flags_only() -> None:
         "full",
         "action",
         "attempt",
+        "traceparent",  # random trace and span ids (sync.tracing)
     }
+
+
+def test_a_message_from_before_trace_context_still_parses() -> None:
+    old = b'{"staff_id": "U-1", "reason": "webhook", "requested_at": "2026-12-01T14:00:00Z"}'
+    request = StaffSyncRequest.model_validate_json(old)
+    assert (request.staff_id, request.reason, request.traceparent) == ("U-1", "webhook", None)
+
+
+def test_only_the_timers_fan_out_starts_its_own_traces() -> None:
+    assert not StaffSyncRequest(staff_id="U-1", reason="timer").continues_trace
+    for reason in ("webhook", "notification", "ops", "resync", "throttled", "lease_busy"):
+        assert StaffSyncRequest(staff_id="U-1", reason=reason).continues_trace

@@ -1,4 +1,4 @@
-// Key Vault in RBAC mode holding the service's three secrets. The function app reads them through
+// Key Vault in RBAC mode holding the service's secrets. The function app reads them through
 // Key Vault references (app/function-app.bicep), so no secret value is ever an app setting.
 
 param name string
@@ -23,6 +23,23 @@ param coconutApiKey string = ''
 @minLength(12)
 @maxLength(128)
 param graphClientState string
+
+@secure()
+@description('The data key as the vault holds it (azd reads it back with secretOrRandomPassword). Anything that is not a key (azd\'s random password on a first deployment, or empty) makes a new key here.')
+param syncDataKey string = ''
+
+// Randomness for a new data key, drawn at each deployment and used only when syncDataKey is not a
+// key yet. Secure, so that no output can show it.
+@secure()
+param dataKeySeedA string = newGuid()
+@secure()
+param dataKeySeedB string = newGuid()
+
+// A data key is the base64 of 32 bytes: 44 characters ending in one '='.
+var dataKeyKept = length(syncDataKey) == 44 && endsWith(syncDataKey, '=') && !endsWith(syncDataKey, '==')
+// 43 hexadecimal digits and '=' are the base64 of 32 bytes; two GUIDs give them about 166 random
+// bits (docs/deployment.md shows how to put a key of 256 random bits in place instead).
+var newDataKey = '${take(replace('${dataKeySeedA}${dataKeySeedB}', '-', ''), 43)}='
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -71,6 +88,17 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     properties: {
       value: graphClientState
       contentType: 'text/plain'
+    }
+  }
+
+  // SYNC_DATA_KEY: encrypts the customer content the service keeps (docs/data-map.md). Made here
+  // on the first deployment and kept by every later one; its value is never a parameter file's,
+  // an output's or an app setting's.
+  resource dataKey 'secrets' = {
+    name: 'sync-data-key'
+    properties: {
+      value: dataKeyKept ? syncDataKey : newDataKey
+      contentType: 'base64 of 32 bytes (AES-256 key)'
     }
   }
 }

@@ -19,6 +19,7 @@ from azure.storage.queue import QueueClient
 
 from local.azurite import REPO_ROOT, Azurite
 from local.host_process import HostProcess
+from sync.content_cipher import new_data_key
 
 pytestmark = pytest.mark.integration
 
@@ -29,6 +30,7 @@ REQUIRED = {
     "COCONUT_WEBHOOK_SECRET": "test-secret",
     "GRAPH_BASE_URL": "http://127.0.0.1:9/v1.0",
     "GRAPH_AUTH": "none",
+    "SYNC_DATA_KEY": new_data_key(),
 }
 
 
@@ -96,6 +98,22 @@ def test_async_http_function_gets_the_raw_body(host: HostProcess) -> None:
     response = httpx.post(f"{host.base_url}/api/echo", content=body)
     assert response.status_code == 201
     assert response.content == body
+
+
+def test_a_function_gets_the_invocations_trace_context_as_from_the_worker(
+    host: HostProcess,
+) -> None:
+    caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    first = httpx.get(f"{host.base_url}/api/context", headers={"traceparent": caller}).json()
+    # The host's invocation span: a child of the caller's, in the caller's trace.
+    assert first["function_name"] == "invocation"
+    version, trace_id, span_id, flags = first["traceparent"].split("-")
+    assert (version, trace_id, flags) == ("00", "4bf92f3577b34da6a3ce929d0e0e4736", "01")
+    assert span_id != "00f067aa0ba902b7"
+    # Without one, each invocation starts a trace of its own.
+    second = httpx.get(f"{host.base_url}/api/context").json()["traceparent"]
+    third = httpx.get(f"{host.base_url}/api/context").json()["traceparent"]
+    assert second.split("-")[1] != third.split("-")[1]
 
 
 def test_unknown_route_and_wrong_method(host: HostProcess) -> None:

@@ -130,7 +130,7 @@ def test_retry_later_builds_the_retryable_failure() -> None:
         "ResumeLater",
         "graph",
     )
-    assert str(failure) == "Graph asked to retry after 12.2 s"
+    assert str(failure) == "Graph answered 429 ResumeLater; retry after 12.2 s"
 
 
 # ----- calls -----------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 from sync.export.planning import EventLink
 from sync.memory.storage import MemoryItemLinks, MemoryQueue, MemoryStaffStore
+from sync.memory.world import MemoryWorld
+from sync.ports import ItemFailure
 from sync.staff_record import Lease, Outcome, Rerun, StaffChanges
 from sync.work import StaffSyncRequest
 
@@ -116,3 +118,45 @@ async def test_a_mark_keeps_the_link_and_a_clean_save_clears_it() -> None:
     [marked] = await links.rows("U-1")
     assert (marked.pending, marked.link.event_id) == (True, "ev-1")
     assert await links.pending_by_staff() == {"U-1": 1, "U-2": 1}
+
+
+async def test_advance_brings_a_failing_item_due_and_leaves_when_it_began() -> None:
+    links = MemoryItemLinks()
+    await links.mark_pending(["U-1"], "appointment:1")
+    [row] = await links.rows("U-1")
+    failure = ItemFailure(
+        count=2,
+        since=NOON,
+        reason="503 ErrorInternalServerError",
+        retry_at=NOON + timedelta(seconds=30),
+    )
+    await links.record_failure(row, failure)
+    [failing] = await links.rows("U-1")
+    assert failing.failure == failure
+    assert not failing.due(NOON + timedelta(seconds=29))
+
+    links.advance(30)
+
+    [later] = await links.rows("U-1")
+    assert later.failure is not None
+    assert (later.failure.retry_at, later.failure.since) == (NOON, NOON)
+    assert (later.failure.count, later.pending) == (2, True)
+    assert later.due(NOON)
+
+
+async def test_the_world_moves_every_store_s_clock_at_once() -> None:
+    world = MemoryWorld()
+    await world.staff.create("U-1", StaffChanges(lease=Lease(owner="w", until=NOON)))
+    await world.links.mark_pending(["U-1"], "appointment:1")
+    [row] = await world.links.rows("U-1")
+    await world.links.record_failure(
+        row, ItemFailure(count=1, since=NOON, reason="429", retry_at=NOON)
+    )
+
+    world.advance(10)
+
+    record = await world.staff.get("U-1")
+    [later] = await world.links.rows("U-1")
+    assert record is not None
+    assert later.failure is not None
+    assert record.lease.until == later.failure.retry_at == NOON - timedelta(seconds=10)

@@ -35,6 +35,19 @@ async def echo(req: func.HttpRequest) -> func.HttpResponse:
     return func.HttpResponse(req.get_body(), status_code=201, mimetype="application/octet-stream")
 
 
+@app.route(route="context", methods=["GET"])
+def invocation(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "function_name": context.function_name,
+                "traceparent": context.trace_context.trace_parent,
+            }
+        ),
+        mimetype="application/json",
+    )
+
+
 @app.timer_trigger(schedule="%SAMPLE_TIMER%", arg_name="timer")
 def tick(timer: func.TimerRequest) -> None:
     record({"function": "tick", "past_due": timer.past_due})
