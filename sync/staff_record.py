@@ -22,6 +22,7 @@ leaves `last_sync_at` as stored. Column names live in `sync.storage.staff_table`
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any, Final, Literal, TypeVar
 
@@ -62,6 +63,14 @@ class ImportCursor(_Group):
     delta_link: str = ""
     round_started_at: datetime | None = None
     last_import_at: datetime | None = None
+
+    @property
+    def round_mark(self) -> str:
+        """A short name for the last delta round completed ("" before the first): events the
+        service writes carry it (`EventLink.written_after`)."""
+        if not self.delta_link:
+            return ""
+        return hashlib.sha256(self.delta_link.encode()).hexdigest()[:16]
 
 
 class SubscriptionState(_Group):

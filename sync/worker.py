@@ -237,7 +237,14 @@ class StaffWorker:
             )
         event_count = record.outcome.event_count
         try:
-            export = await self._writer.write(staff_id, user, work, items, check_drift=request.full)
+            export = await self._writer.write(
+                staff_id,
+                user,
+                work,
+                items,
+                check_drift=request.full,
+                round_mark=record.cursor.round_mark,
+            )
             if export.adopted and self._importer is not None:
                 await self._importer.forget_own(staff_id, export.adopted)
             event_count = (
@@ -300,7 +307,7 @@ class StaffWorker:
         assert self._importer is not None
         rows = await self._links.rows(staff_id)  # links as the export left them
         own = {
-            row.link.event_id: OwnEvent(row.item_key, row.link.change_key)
+            row.link.event_id: OwnEvent(row.item_key, row.link.change_key, row.link.written_after)
             for row in rows
             if row.link.event_id
         }
@@ -327,7 +334,9 @@ class StaffWorker:
             # Read after the rows, like the export: a change that lands meanwhile keeps its
             # row pending instead of being overwritten by an older state.
             fresh = await self._items.load(drifted)
-            await self._writer.repair_drift(staff_id, user, rows, fresh, drifted)
+            await self._writer.repair_drift(
+                staff_id, user, rows, fresh, drifted, round_mark=outcome.cursor.round_mark
+            )
         # Counted from the links themselves: exact whatever passes ran before.
         return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=len(own)))
 

@@ -123,8 +123,10 @@ class CalendarWriter:
         items: dict[str, DesiredItem | None],
         *,
         check_drift: bool = False,
+        round_mark: str = "",
     ) -> ExportOutcome:
-        """Apply the plan for `rows` (whose items are in `items`)."""
+        """Apply the plan for `rows` (whose items are in `items`); events written carry
+        `round_mark`, the last delta round completed (`ImportCursor.round_mark`)."""
         by_key = {row.item_key: row for row in rows}
         desired = desired_drafts(staff_id, items, user.time_zone)
         # An item whose content is gone (past retention) leaves its event as history.
@@ -144,7 +146,8 @@ class CalendarWriter:
 
         async def apply(change: CalendarChange) -> None:
             async with slots:
-                await self._isolated(staff_id, user, by_key[change.item_key], change, outcome)
+                row = by_key[change.item_key]
+                await self._isolated(staff_id, user, row, change, outcome, round_mark)
 
         await all_settled(apply(change) for change in changes)
         await self._record_failures(by_key, outcome)
@@ -179,9 +182,12 @@ class CalendarWriter:
         rows: list[StaffItemRow],
         items: dict[str, DesiredItem | None],
         drifted: dict[str, str | None],
+        *,
+        round_mark: str = "",
     ) -> ExportOutcome:
         """Coconut wins over Outlook edits seen in the import's delta: `drifted` maps item keys to
-        the changeKey Outlook now has, or None when the event left the calendar view."""
+        the changeKey Outlook now has, or None when the event left the calendar view (or was
+        never listed by a round: see `EventLink.written_after`)."""
         by_key = {row.item_key: row for row in rows}
         links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
         observed: dict[str, str | None] = {}
@@ -197,7 +203,8 @@ class CalendarWriter:
         outcome = ExportOutcome()
         repairs = plan_drift_repairs(staff_id, desired, links, observed)
         for change in repairs:
-            await self._isolated(staff_id, user, by_key[change.item_key], change, outcome)
+            row = by_key[change.item_key]
+            await self._isolated(staff_id, user, row, change, outcome, round_mark)
         await self._record_failures(by_key, outcome)
         return outcome
 
@@ -208,11 +215,12 @@ class CalendarWriter:
         row: StaffItemRow,
         change: CalendarChange,
         outcome: ExportOutcome,
+        round_mark: str,
     ) -> None:
         """Apply one change; a failure of this item's own request is noted for it, so that
         the other items go on (graph/FACTS.md: a single item can fail persistently)."""
         try:
-            await self._apply(staff_id, user, row, change, outcome)
+            await self._apply(staff_id, user, row, change, outcome, round_mark)
         except (Retryable, Permanent) as failure:
             if is_mailbox_wide(failure):
                 raise
@@ -245,10 +253,11 @@ class CalendarWriter:
         row: StaffItemRow,
         change: CalendarChange,
         outcome: ExportOutcome,
+        round_mark: str,
     ) -> None:
         match change:
             case CreateEvent():
-                await self._create(staff_id, user, row, change, outcome)
+                await self._create(staff_id, user, row, change, outcome, round_mark)
                 outcome.created += 1
             case UpdateEvent(event_id=event_id, draft=draft):
                 try:
@@ -262,7 +271,7 @@ class CalendarWriter:
                         transaction_id=transaction_id(staff_id, change.item_key, generation),
                         generation=generation,
                     )
-                    await self._create(staff_id, user, row, recreate, outcome)
+                    await self._create(staff_id, user, row, recreate, outcome, round_mark)
                     outcome.created += 1
                     return
                 link = EventLink(
@@ -271,6 +280,7 @@ class CalendarWriter:
                     content_hash=draft.content_hash(),
                     change_key=written.change_key,
                     generation=row.link.generation,
+                    written_after=round_mark,
                 )
                 await self._links.save_link(row, link, done=True)
                 outcome.updated += 1
@@ -293,6 +303,7 @@ class CalendarWriter:
         row: StaffItemRow,
         change: CreateEvent,
         outcome: ExportOutcome,
+        round_mark: str,
     ) -> None:
         key, body = change.item_key, change.draft.to_graph()
         generation = change.generation
@@ -311,6 +322,7 @@ class CalendarWriter:
             content_hash=change.draft.content_hash(),
             change_key=written.change_key,
             generation=generation,
+            written_after=round_mark,
         )
         await self._links.save_link(row, link, done=True)
 

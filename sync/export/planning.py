@@ -58,6 +58,10 @@ class EventLink(BaseModel):
     generation: int = 0
     # A create for `generation` was started (link written before the POST), answer not recorded.
     pending_create: bool = False
+    # The delta round completed when the service last wrote the event (`ImportCursor.round_mark`):
+    # delta only reports the removal of what a round handed out, so an event written after that
+    # round and removed before the next is in no round; the import looks such events up.
+    written_after: str = ""
 
 
 def retire(link: EventLink) -> EventLink:

@@ -44,6 +44,8 @@ class OwnEvent:
 
     item_key: str
     change_key: str | None
+    # The delta round completed when the export last wrote it (`ImportCursor.round_mark`).
+    written_after: str = ""
 
 
 @dataclass
@@ -52,8 +54,11 @@ class ImportOutcome:
     window_start: datetime
     # Own events that Outlook changed (new changeKey) or removed (None), by item key.
     drifted: dict[str, str | None] = field(default_factory=dict)
-    # Own events a full round did not list, by item key: outside the window, or gone while no
-    # round was watching (a full round reports what is there, never what left).
+    # Own events a round did not list, by item key, that may have left the calendar unreported:
+    # after a full round, every one not listed (a full round reports what is there, never what
+    # left); after an incremental one, those written since the round it continues from (delta
+    # reports the removal of what a round handed out only: one made and gone in between is in
+    # neither). Outside the window, or gone.
     unseen: frozenset[str] = frozenset()
 
 
@@ -113,10 +118,17 @@ class BusyTimeImporter:
             classify(i, window_start=window[0], own_event_ids=own_events) for i in items
         )
         await self._apply(staff_id, list(changes.put.values()), sorted(changes.delete))
+        listed = {item.get("id") for item in items}
+        since = cursor.round_mark
         return ImportOutcome(
             cursor=_after_round(cursor.initialised_at, delta_link, cursor.round_started_at),
             window_start=window[0],
             drifted=_drifted(items, own_events),
+            unseen=frozenset(
+                own.item_key
+                for event_id, own in own_events.items()
+                if own.written_after == since and event_id not in listed
+            ),
         )
 
     async def _full_round(

@@ -5,7 +5,9 @@
   gone), so a client that recreates must use a new one; a repeat whose body describes another
   event is refused (400 `ErrorDuplicateTransactionId`, as real tenants answer: graph/FACTS.md);
 - every change makes a new change key; a gone event answers `EventGone` to an update;
-- delta rounds page through what changed since the link, `@removed` for what left the calendar;
+- delta rounds page through what changed since the link, `@removed` for what left the calendar
+  (only for what the link's round could have handed out: an event made and gone between two
+  rounds is in neither, as Exchange tracks what a sync state was given);
 - scheduled failures (`Faults`): 429/503 with their delay, and a lost answer (the write
   happened, the caller hears a 503).
 
@@ -41,6 +43,8 @@ class MemoryEvent:
     version: int  # when it last changed (the calendar's change counter)
     # Where it is: the primary calendar, Deleted Items, or another calendar of the mailbox.
     folder: Folder = "calendar"
+    # When it was made (the calendar's change counter), for what a delta round had handed out.
+    created: int = 0
 
     @property
     def in_calendar(self) -> bool:
@@ -196,9 +200,10 @@ class MemoryCalendar:
     async def change_key_of(self, user_id: str, event_id: str) -> str | None:
         self._request(user_id)
         event = self.mailboxes[user_id].events.get(event_id)
+        if event is not None:  # Graph keeps failing on an event in any folder
+            self._about(event.coconut_key)
         if event is None or not event.in_calendar:
             return None
-        self._about(event.coconut_key)
         return event.change_key
 
     async def calendar_delta(
@@ -233,7 +238,7 @@ class MemoryCalendar:
             in_view = in_view and event.instant("start") < end
             if in_view:
                 items.append(event.as_delta_item())
-            elif since >= 0:  # a first round has nothing to remove
+            elif 0 <= event.created <= since:  # a first round has nothing to remove
                 items.append({"id": event.id, "@removed": {"reason": "deleted"}})
         page = items[offset : offset + DELTA_PAGE_SIZE]
         head = f"delta|{self._delta_owner(user_id)}"
@@ -288,7 +293,9 @@ class MemoryCalendar:
         self, mailbox: Mailbox, body: dict[str, Any], coconut_key: str | None
     ) -> MemoryEvent:
         number = next(self._counter)
-        event = MemoryEvent(f"ev-{number}", dict(body), f"ck-{number}", coconut_key, number)
+        event = MemoryEvent(
+            f"ev-{number}", dict(body), f"ck-{number}", coconut_key, number, created=number
+        )
         mailbox.events[event.id] = event
         return event
 

@@ -33,6 +33,7 @@ def _link_fields(link: EventLink) -> dict[str, Any]:
         "ChangeKey": link.change_key or "",
         "Generation": link.generation,
         "PendingCreate": link.pending_create,
+        "WrittenAfter": link.written_after,
     }
 
 
@@ -61,6 +62,7 @@ def _row(entity: dict[str, Any]) -> StaffItemRow:
         change_key=entity.get("ChangeKey") or None,
         generation=int(entity.get("Generation") or 0),
         pending_create=bool(entity.get("PendingCreate", False)),
+        written_after=str(entity.get("WrittenAfter") or ""),
     )
     return StaffItemRow(
         staff_id=from_table_key(entity["PartitionKey"]),

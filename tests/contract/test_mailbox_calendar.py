@@ -364,6 +364,25 @@ async def test_the_next_round_lists_what_changed_and_what_left(mailboxes: Mailbo
     assert (await whole_round(mailboxes.calendar, user_id, link=next_link))[0] == {}
 
 
+async def test_an_event_made_and_gone_between_two_rounds_is_in_neither(
+    mailboxes: MailboxesSide,
+) -> None:
+    """Delta reports what changed in what the client was given: an event created after one
+    round and deleted or moved away before the next was never given, and nothing says it left
+    (graph/delta-query-overview; Exchange tracks the items a sync state has handed out)."""
+    user_id = mailbox(mailboxes)
+    await create(mailboxes, user_id, event_body("Opening an account", 2))
+    _, link = await whole_round(mailboxes.calendar, user_id, window=WINDOW)
+
+    deleted = await create(mailboxes, user_id, event_body("Mortgage", 3))
+    moved = await create(mailboxes, user_id, event_body("Insurance", 4))
+    mailboxes.person_deletes(user_id, deleted.id)
+    mailboxes.person_moves_away(user_id, moved.id)
+    items, _ = await whole_round(mailboxes.calendar, user_id, link=link)
+
+    assert items == {}
+
+
 async def test_a_round_of_many_events_pages_through_each_once(mailboxes: MailboxesSide) -> None:
     user_id = mailbox(mailboxes)
     created = {
@@ -472,6 +491,23 @@ async def test_an_item_graph_keeps_failing_fails_alone(mailboxes: MailboxesSide)
     assert set(items) == {failing.id, fine.id}
     assert items[fine.id]["changeKey"] == moved.change_key
     assert mailboxes.event_count(user_id) == 2
+
+
+async def test_an_item_graph_keeps_failing_on_fails_in_deleted_items_too(
+    mailboxes: MailboxesSide,
+) -> None:
+    """A person deleting the event does not stop Graph failing on it: asked about its change
+    key, Graph answers 500, not "gone"."""
+    user_id = mailbox(mailboxes)
+    failing_key = unique("appointment:A")
+    failing = await create(mailboxes, user_id, event_body("Opening an account", 2), failing_key)
+    mailboxes.fail_item(failing_key)
+    mailboxes.person_deletes(user_id, failing.id)
+
+    with pytest.raises(GraphRetryable) as raised:
+        await mailboxes.single_attempt().change_key_of(user_id, failing.id)
+
+    assert raised.value.status == 500
 
 
 # ----- throttling ----------------------------------------------------------------------------
