@@ -143,7 +143,11 @@ class ChaosReport:
             f"lost writes {c.lost_rate:.0%}, slow {c.slow_rate:.0%}, "
             f"Coconut 429/5xx {c.coconut_fault_rate:.0%}; Graph fails for good on: {failing}",
             f"workload {self.workload_seconds:.0f} s; {settled}; "
-            f"settled in {self.settle_seconds:.0f} s in all",
+            + (
+                f"settled in {self.settle_seconds:.0f} s in all"
+                if self.ok
+                else f"never settled (gave up after {self.settle_seconds:.0f} s)"
+            ),
             self.verdict.summary(),
             *(f"status: {check.line()}" for check in self.statuses),
         ]
