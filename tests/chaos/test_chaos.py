@@ -31,20 +31,20 @@ def test_short_chaos_run_converges_exactly(tmp_path: Path) -> None:
         host_log=tmp_path / "host.log",
     )
     report = run_chaos(config)
-    print("\n".join(report.lines() + report.diagnosis))
+    summary = "\n".join(report.lines() + report.diagnosis)
+    print(summary)
     assert report.undelivered == 0, "Coconut gave up on a delivery"
     assert report.kills == [1, 0], "each host killed once"
     assert report.lost_webhooks > 0
     assert report.failing is not None, "Graph never failed on an event"
     assert report.verdict.expected_events > 0
-    assert report.verdict.missing == []
-    assert report.verdict.duplicates == []
-    assert report.verdict.unexpected == []
-    assert report.verdict.stale == []
-    assert (report.verdict.missing_busy, report.verdict.extra_busy) == (0, 0)
+    verdict = report.verdict
+    differences = (verdict.missing, verdict.duplicates, verdict.unexpected, verdict.stale)
+    assert differences == ([], [], [], []), summary
+    assert (verdict.missing_busy, verdict.extra_busy) == (0, 0), summary
     assert [s.cause for s in report.statuses] == [
         "Graph fails on one event",
         "mailbox not enabled",
         "no Microsoft 365 user",
     ]
-    assert [s.line() for s in report.statuses if not s.ok] == []
+    assert [s.line() for s in report.statuses if not s.ok] == [], summary
