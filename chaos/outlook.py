@@ -189,16 +189,16 @@ class OutlookActor:
 
     def follow_up(self) -> None:
         """Carry out the tampering decided on whose events are now in the calendar; give up on
-        items the calendar should no longer hold."""
+        items the calendar should no longer hold (or that `wanted` leaves out since)."""
         waiting = []
         for staff_id, key, kind in self.intended:
             mailbox = self.mailboxes[staff_id]
+            if key not in self.wanted(staff_id):
+                self.tampers.append(Tamper(staff_id, key, "missed", self.clock()))
+                continue
             found = [e for e in self.graph.events(mailbox) if coconut_key(e) == key]
             if not found:
-                if key in self.wanted(staff_id):
-                    waiting.append((staff_id, key, kind))
-                else:
-                    self.tampers.append(Tamper(staff_id, key, "missed", self.clock()))
+                waiting.append((staff_id, key, kind))
                 continue
             event_id = str(found[0]["id"])
             if kind == "edited":
