@@ -44,7 +44,7 @@ def _json(status: int, body: object) -> func.HttpResponse:
 
 
 def _plain(reply: NotificationReply) -> func.HttpResponse:
-    return _plain(reply)
+    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
 
 
 def _span(context: func.Context) -> AbstractContextManager[Span]:
