@@ -24,6 +24,9 @@ param coconutApiKey string = ''
 @maxLength(128)
 param graphClientState string
 
+@description('True: reachable only through the private endpoint of app/private-network.bicep; public network access off.')
+param vnetEnabled bool = false
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
   location: location
@@ -38,7 +41,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
     enablePurgeProtection: true
-    publicNetworkAccess: 'Enabled'
+    // The deployment writes the secrets through Azure Resource Manager, not the data plane, so
+    // it works with public network access off.
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
+      bypass: 'None'
+    }
   }
 
   resource webhookSecret 'secrets' = {
