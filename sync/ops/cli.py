@@ -386,7 +386,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             return 2
         except ClientAuthenticationError as error:
             first_line = str(error.message or error).strip().splitlines()[:1]
-            errors.print(f"[red]cannot sign in:[/red] {''.join(first_line)}")
+            errors.print(
+                f"[red]cannot sign in:[/red] {''.join(first_line)} "
+                "Sign in with `az login`, or use --device-code."
+            )
             return 2
         except TimeoutError as late:
             errors.print(f"[yellow]{late}[/yellow]")
