@@ -144,7 +144,8 @@ class Demo:
         def run_finished() -> bool:
             spans = read_spans(path)
             return any(
-                s["name"] == "staff_worker" and s["trace_id"] in traces_with(spans, "coconut_webhook")
+                s["name"] == "staff_worker"
+                and s["trace_id"] in traces_with(spans, "coconut_webhook")
                 for s in spans
             )
 
