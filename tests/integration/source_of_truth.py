@@ -31,6 +31,8 @@ Span = dict[str, Any]
 SERVICE = payloads.service("S-7", "Opening an account")
 VIDEO_SERVICE = payloads.service("S-8", "Mortgage review")
 BRANCH = payloads.location("L-3", "Downtown Branch", "100 King St W, Toronto, ON M5X 1A9")
+# The call that begins a listing, as the spans name it.
+LISTING_CALL = "GET /api/v2/users/{id}/appointments"
 # Coconut's listing routes, as the emulator counts its requests.
 APPOINTMENTS_ROUTE = "/users/{user_id}/appointments"
 UNAVAILABILITIES_ROUTE = "/users/{user_id}/unavailabilities"
@@ -245,6 +247,17 @@ class Runs:
             and s["attributes"].get("staff_id") == staff_id
             and (trigger is None or s["attributes"].get("trigger") == trigger)
             and (since is None or _moment(s["start"]) > since)
+        ]
+
+    def reading(
+        self, staff_id: str, trigger: str | None = None, since: datetime | None = None
+    ) -> list[Span]:
+        """The runs of `of` that read Coconut's listings (a run that found the mailbox busy, or
+        a retry already scheduled, makes no call at all)."""
+        return [
+            run
+            for run in self.of(staff_id, trigger, since)
+            if any(call["name"] == LISTING_CALL for call in self.calls(run, "coconut"))
         ]
 
     def calls(self, run: Span, peer: str) -> list[Span]:

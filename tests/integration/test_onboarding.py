@@ -234,7 +234,7 @@ async def test_items_known_from_webhooks_and_listings_alike_are_written_once(
     assert await deliver(stack, listed_first) == [202], "late, after the listing: a duplicate"
 
     def repaired_twice() -> bool:
-        return all(len(runs.of(b.staff_id, "reconcile", since)) >= 2 for b in (jane, omar))
+        return all(len(runs.reading(b.staff_id, "reconcile", since)) >= 2 for b in (jane, omar))
 
     await eventually(repaired_twice, within=WITHIN)
     await eventually(lambda: runs.of(jane.staff_id, "webhook", since))
@@ -242,7 +242,7 @@ async def test_items_known_from_webhooks_and_listings_alike_are_written_once(
     assert omar.event_ids() == omar_ids
     assert (graph_writes(stack.graph, jane.box), graph_writes(stack.graph, omar.box)) == writes
     for banker in (jane, omar):
-        for run in runs.of(banker.staff_id, "reconcile", since):
+        for run in runs.reading(banker.staff_id, "reconcile", since):
             # Coconut's record and the service's agree: a listing, and no Graph request at all.
             assert runs.calls(run, "graph") == []
             assert {c["name"] for c in runs.calls(run, "coconut")} == {
@@ -352,7 +352,9 @@ async def test_a_listing_behind_the_webhooks_changes_nothing_and_a_deletion_stay
 
     await eventually(applied, within=WITHIN)
     since = datetime.now(UTC)
-    await eventually(lambda: len(runs.of(jane.staff_id, "reconcile", since)) >= 2, within=WITHIN)
+    await eventually(
+        lambda: len(runs.reading(jane.staff_id, "reconcile", since)) >= 2, within=WITHIN
+    )
     assert applied(), "the listing's older revisions lose, the deleted item stays deleted"
     assert jane.event_ids() == {key(moved): moved_id}
     for run in runs.of(jane.staff_id, "reconcile", since):
@@ -408,7 +410,9 @@ async def test_an_item_a_webhook_moves_while_the_listing_is_read_is_not_taken_aw
         return set(events) == {key(moving)} and instant(events[key(moving)][0]["start"]) == earlier
 
     await eventually(in_place, within=WITHIN)
-    await eventually(lambda: len(runs.of(jane.staff_id, "reconcile", since)) >= 2, within=WITHIN)
+    await eventually(
+        lambda: len(runs.reading(jane.staff_id, "reconcile", since)) >= 2, within=WITHIN
+    )
     assert jane.event_ids() == {key(moving): [event_id]}, "updated, never removed"
     assert repairs(host_log, jane.staff_id)["removed"] == 0
 
@@ -443,7 +447,9 @@ async def test_an_item_a_deletion_shifts_out_of_the_listing_stays(
     stack.coconut.between_pages(delete_one)
     await eventually(deleted.is_set, within=WITHIN)
     since = datetime.now(UTC)
-    await eventually(lambda: len(runs.of(jane.staff_id, "reconcile", since)) >= 2, within=WITHIN)
+    await eventually(
+        lambda: len(runs.reading(jane.staff_id, "reconcile", since)) >= 2, within=WITHIN
+    )
     assert jane.event_ids() == {key(staying): [event_id]}, "never removed, never made again"
     assert repairs(host_log, jane.staff_id) == {"created": 0, "updated": 0, "removed": 0}
 
@@ -598,9 +604,11 @@ async def test_a_staff_member_coconut_does_not_list_keeps_what_webhooks_brought(
     before = sam.event_ids()
     since = datetime.now(UTC)
 
-    await eventually(lambda: len(runs.of(sam.staff_id, "reconcile", since)) >= 2, within=WITHIN)
+    await eventually(
+        lambda: len(runs.reading(sam.staff_id, "reconcile", since)) >= 2, within=WITHIN
+    )
     assert sam.event_ids() == before, "nothing listed is not everything gone"
-    for run in runs.of(sam.staff_id, "reconcile", since):
+    for run in runs.reading(sam.staff_id, "reconcile", since):
         assert runs.calls(run, "graph") == []
         answered = {
             c["attributes"]["http.response.status_code"] for c in runs.calls(run, "coconut")
@@ -672,7 +680,9 @@ async def test_an_ops_resync_reads_the_listings_at_once(
     await command(ops, jane.staff_id, "resync")
 
     await eventually(lambda: key(lost) in jane.events(), within=WITHIN)
-    [resync] = await eventually(lambda: runs.of(jane.staff_id, "ops", since), within=WITHIN)
+    [resync, *_] = await eventually(
+        lambda: runs.reading(jane.staff_id, "ops", since), within=WITHIN
+    )
     read = {c["name"] for c in runs.calls(resync, "coconut")}
     assert "GET /api/v2/users/{id}/appointments" in read
     assert "GET /api/v2/users/{id}/unavailabilities" in read
