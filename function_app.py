@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 
 import azure.functions as func
@@ -21,7 +23,9 @@ from sync.notifications.receiver import (
     receive_notifications,
     validation_reply,
 )
-from sync.ops.api import OpsApi, OpsReply
+from sync.ops.api import OpsApi, OpsReply, refusal_reply
+from sync.ops.auth import Caller, admit
+from sync.ops.errors import OpsError
 from sync.services import get_services
 from sync.settings import load_settings
 from sync.telemetry import configure_telemetry
@@ -44,7 +48,7 @@ def _json(status: int, body: object) -> func.HttpResponse:
 
 
 def _plain(reply: NotificationReply) -> func.HttpResponse:
-    return _plain(reply)
+    return func.HttpResponse(reply.body, status_code=reply.status, mimetype=reply.content_type)
 
 
 def _span(context: func.Context) -> AbstractContextManager[Span]:
@@ -154,67 +158,74 @@ async def graph_lifecycle(req: func.HttpRequest, context: func.Context) -> func.
 
 
 # ----- Ops API -------------------------------------------------------------------------------
-# What an administrator sees and steers (docs/operations.md). Admin (master) key only; routes
-# under "ops/" because the host reserves "admin/". Each function parses, calls one OpsApi
-# method and returns its JSON.
+# What an administrator sees and steers (docs/operations.md). No function key: the caller signs in
+# with Microsoft Entra ID, App Service Authentication validates the token, and each route checks
+# the caller's app roles (sync/ops/auth.py) before anything else. Routes under "ops/" because the
+# host reserves "admin/". Each function parses, calls one OpsApi method and returns its JSON.
+
+OpsCall = Callable[[OpsApi, Caller], Awaitable[OpsReply]]
 
 
 def _ops_reply(reply: OpsReply) -> func.HttpResponse:
     return func.HttpResponse(reply.json(), status_code=reply.status, mimetype="application/json")
 
 
-async def _ops_api() -> OpsApi:
-    return OpsApi.from_services(await get_services(settings))
+async def _ops(req: func.HttpRequest, context: func.Context, call: OpsCall) -> func.HttpResponse:
+    """Admit the caller to this route (Sync.Read or Sync.Operate), then answer."""
+    with _span(context):
+        try:
+            caller = admit(req.headers, context.function_name, os.environ)
+        except OpsError as refusal:
+            return _ops_reply(refusal_reply(refusal, context.function_name, req.route_params))
+        api = OpsApi.from_services(await get_services(settings))
+        return _ops_reply(await call(api, caller))
 
 
-@app.route(route="ops/staff", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="ops/staff", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def ops_staff_list(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Every staff member with status, reason, last sync and pending work; counts by status."""
-    with _span(context):
-        return _ops_reply(await (await _ops_api()).staff_list(dict(req.params)))
+    return await _ops(req, context, lambda api, caller: api.staff_list(req.params, caller=caller))
 
 
-@app.route(route="ops/staff/{staff_id}", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="ops/staff/{staff_id}", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def ops_staff_detail(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """One staff member in detail."""
-    with _span(context):
-        return _ops_reply(await (await _ops_api()).staff_detail(req.route_params["staff_id"]))
+    staff_id = req.route_params["staff_id"]
+    return await _ops(req, context, lambda api, caller: api.staff_detail(staff_id, caller=caller))
 
 
 @app.route(
-    route="ops/staff/{staff_id}/{command}", methods=["POST"], auth_level=func.AuthLevel.ADMIN
+    route="ops/staff/{staff_id}/{command}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS
 )
 async def ops_staff_command(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """resync, reinitialise, disconnect or reconnect one staff member."""
-    with _span(context):
-        api = await _ops_api()
-        reply = await api.staff_command(req.route_params["staff_id"], req.route_params["command"])
-    return _ops_reply(reply)
+    staff_id, command = req.route_params["staff_id"], req.route_params["command"]
+    return await _ops(
+        req, context, lambda api, caller: api.staff_command(staff_id, command, caller=caller)
+    )
 
 
-@app.route(route="ops/resync", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="ops/resync", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def ops_resync(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Full resync of the whole tenant (a first backfill) or of the staff listed."""
-    with _span(context):
-        return _ops_reply(await (await _ops_api()).resync(req.get_body()))
+    body = req.get_body()
+    return await _ops(req, context, lambda api, caller: api.resync(body, caller=caller))
 
 
-@app.route(route="ops/poison", methods=["GET"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="ops/poison", methods=["GET"], auth_level=func.AuthLevel.ANONYMOUS)
 async def ops_poison_list(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """The poison queue's length and its oldest messages."""
-    with _span(context):
-        return _ops_reply(await (await _ops_api()).poison_list())
+    return await _ops(req, context, lambda api, caller: api.poison_list(caller=caller))
 
 
-@app.route(route="ops/poison/replay", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="ops/poison/replay", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def ops_poison_replay(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Put poison messages (all, or one staff member's) back on the work queue."""
-    with _span(context):
-        return _ops_reply(await (await _ops_api()).poison_replay(req.get_body()))
+    body = req.get_body()
+    return await _ops(req, context, lambda api, caller: api.poison_replay(body, caller=caller))
 
 
-@app.route(route="ops/data-key/rotate", methods=["POST"], auth_level=func.AuthLevel.ADMIN)
+@app.route(route="ops/data-key/rotate", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
 async def ops_rotate_data_key(req: func.HttpRequest, context: func.Context) -> func.HttpResponse:
     """Re-seal stored content under SYNC_DATA_KEY (finishes a data key rotation)."""
-    with _span(context):
-        return _ops_reply(await (await _ops_api()).rotate_data_key())
+    return await _ops(req, context, lambda api, caller: api.rotate_data_key(caller=caller))

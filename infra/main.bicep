@@ -66,6 +66,12 @@ param alertEmailAddress string = ''
 @description('Average webhook-to-Exchange latency target in milliseconds; above it an alert fires.')
 param webhookToExchangeTargetMs int = 60000
 
+@description('Client id of the ops API app registration (azd: OPS_API_CLIENT_ID), made by infra/scripts/register-ops-api.sh. Empty: the ops API accepts no caller until it is set.')
+param opsApiClientId string = ''
+
+@description('True (azd: VNET_ENABLED) puts the function app in a virtual network and reaches storage and Key Vault only through private endpoints, with their public network access off.')
+param vnetEnabled bool = false
+
 @description('Optional name overrides; empty derives unique names from the resource group and environment.')
 param functionAppName string = ''
 param storageAccountName string = ''
@@ -108,6 +114,7 @@ module storage 'core/storage/storage-account.bicep' = {
     deploymentContainerName: deploymentContainerName
     queueNames: queueNames
     tableNames: tableNames
+    vnetEnabled: vnetEnabled
   }
 }
 
@@ -132,6 +139,19 @@ module keyVault 'core/security/key-vault.bicep' = {
     coconutApiKey: coconutApiKey
     graphClientState: graphClientState
     syncDataKey: syncDataKey
+    vnetEnabled: vnetEnabled
+  }
+}
+
+// Only with vnetEnabled: the virtual network and the private endpoints of storage and Key Vault.
+module privateNetwork 'app/private-network.bicep' = if (vnetEnabled) {
+  name: 'privateNetwork'
+  params: {
+    name: 'vnet-${resourceToken}'
+    location: location
+    tags: tags
+    storageAccountName: storage.outputs.name
+    keyVaultName: keyVault.outputs.name
   }
 }
 
@@ -165,9 +185,13 @@ module functionApp 'app/function-app.bicep' = {
     syncHorizonDays: syncHorizonDays
     dataKeyPreviousVersion: dataKeyPreviousVersion
     syncContentRetentionDays: syncContentRetentionDays
+    opsApiClientId: opsApiClientId
+    vnetEnabled: vnetEnabled
+    // Guarded: the module's outputs exist only when it is deployed.
+    appSubnetId: vnetEnabled ? privateNetwork.outputs.appSubnetId : ''
   }
   // Key Vault references and identity-based storage resolve when the settings are applied, so
-  // the roles must exist first.
+  // the roles (and, with vnetEnabled, the private endpoints) must exist first.
   dependsOn: [
     rbac
   ]
@@ -204,5 +228,8 @@ output APPLICATIONINSIGHTS_NAME string = monitoring.outputs.applicationInsightsN
 // The tenant administrator needs these two for infra/scripts (Graph and Exchange permissions).
 output FUNCTION_APP_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
 output FUNCTION_APP_IDENTITY_CLIENT_ID string = identity.outputs.clientId
+// What the ops command line needs (python -m sync.ops reads these two names).
+output SYNC_OPS_URL string = 'https://${functionApp.outputs.defaultHostName}'
+output SYNC_OPS_AUDIENCE string = empty(opsApiClientId) ? '' : 'api://${opsApiClientId}'
 // What Coconut needs (plus a function key and the webhook secret; see docs/deployment.md).
 output COCONUT_WEBHOOK_URL string = 'https://${functionApp.outputs.defaultHostName}/api/coconut/webhooks'

@@ -1,10 +1,13 @@
 """The README's first command: the whole product on the local stack, one readable step at a time.
 
-Starts Azurite, the Graph and Coconut emulators and the local Functions host, then plays a short
-scenario as Coconut (signed webhooks) and as a staff member in Outlook (the Graph emulator's
-"person" edits), printing after each step what every staff member's Outlook calendar and Coconut
-busy time hold. It ends with the staff status table an administrator sees
-(`python -m sync.ops status`, read through the ops API).
+Starts Azurite and the Graph and Coconut emulators, gives one staff member appointments in
+Coconut before the service is connected, then starts the local Functions host: her appointments
+arrive from Coconut's own record, and a change whose webhook is lost is repaired by the scheduled
+read of that record (`COCONUT_RECONCILE_SCHEDULE`). Then it plays a short scenario as Coconut
+(signed webhooks) and as a staff member in Outlook (the Graph emulator's "person" edits), printing
+after each step what every staff member's Outlook calendar and Coconut busy time hold. It ends
+with the staff status table an administrator sees (`python -m sync.ops status`, read through the
+ops API).
 """
 
 from __future__ import annotations
@@ -28,12 +31,25 @@ from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.stack import WEBHOOK_SECRET, LocalStack
 from local.trace_view import trace_tree, traces_with
 from sync.graph.calendar import COCONUT_ID_PROPERTY
-from sync.ops.cli import counts_line, staff_table
+from sync.ops.cli import counts_line, detail_table, staff_table
 from sync.ops.client import OpsClient
 from sync.trace_file import TRACE_FILE_SETTING, read_spans
 
 TORONTO = ZoneInfo("America/Toronto")
 console = Console()
+# The demo's schedules: the periodic sync every 10 s, the scheduled repair five seconds after it.
+TIMER_SCHEDULE = "*/10 * * * * *"
+RECONCILE_SCHEDULE = "5/10 * * * * *"
+# The ops detail's fields about Coconut's listings (`python -m sync.ops show`).
+LISTING_FIELDS = (
+    "staff_id",
+    "status",
+    "listed_at",
+    "repaired_at",
+    "repaired_created",
+    "repaired_updated",
+    "repaired_removed",
+)
 
 
 @dataclass(frozen=True)
@@ -103,8 +119,8 @@ class Demo:
         held = self.stack.coconut.external_events(member.coconut["id"]).values()
         return sorted(held, key=lambda e: str(e["attributes"]["start"]))
 
-    def settle(self, expectation: Callable[[], bool]) -> bool:
-        deadline = time.monotonic() + self.wait
+    def settle(self, expectation: Callable[[], bool], wait: float | None = None) -> bool:
+        deadline = time.monotonic() + (self.wait if wait is None else wait)
         while time.monotonic() < deadline:
             if expectation():
                 return True
@@ -144,7 +160,8 @@ class Demo:
         def run_finished() -> bool:
             spans = read_spans(path)
             return any(
-                s["name"] == "staff_sync" and s["trace_id"] in traces_with(spans, "coconut_webhook")
+                s["name"] == "staff_worker"
+                and s["trace_id"] in traces_with(spans, "coconut_webhook")
                 for s in spans
             )
 
@@ -171,7 +188,99 @@ def _iana(name: str) -> str:
     return str(mailbox_zone(name).key)
 
 
-async def play(demo: Demo) -> None:
+@dataclass(frozen=True)
+class AlreadyBooked:
+    """What Coconut held for a staff member before the service was connected."""
+
+    member: Staff
+    review: str  # the appointment whose webhook will be lost
+    review_start: datetime
+    items: int
+
+
+def next_monday(now: datetime) -> datetime:
+    """Next Monday, 09:00 in Toronto: inside the listings' window whenever the demo runs."""
+    today = now.astimezone(TORONTO).replace(hour=9, minute=0, second=0, microsecond=0)
+    return today + timedelta(days=7 - today.weekday())
+
+
+def book_before_connecting(demo: Demo) -> AlreadyBooked:
+    """Priya's appointments and absence, made in Coconut before the service is connected: no
+    webhook was ever sent for them (the emulator's record changes without one)."""
+    priya = demo.add_staff("U-44", "Priya", "Shah", "Eastern Standard Time")
+    coconut = demo.stack.coconut
+    monday = next_monday(datetime.now(UTC))
+    review = coconut.book(
+        staff=[priya.coconut["id"]],
+        start=monday,
+        end=monday + timedelta(hours=1),
+        service=payloads.service("S-11", "Retirement planning"),
+        location=payloads.location("L-3", "Downtown Branch", "100 King St W, Toronto, ON M5X 1A9"),
+        attendees=[payloads.attendee("C-21", "Lee", "Wong", email="lee.wong@example.com")],
+    )
+    wednesday = monday + timedelta(days=2, hours=5)
+    coconut.book(
+        staff=[priya.coconut["id"]],
+        start=wednesday,
+        end=wednesday + timedelta(minutes=45),
+        service=payloads.service("S-12", "Mortgage renewal"),
+        meeting_method=payloads.VIDEO_CALL,
+    )
+    friday = (monday + timedelta(days=4)).replace(hour=0)
+    coconut.record_absence(
+        staff=priya.coconut["id"],
+        start=friday,
+        end=friday + timedelta(days=1),
+        title="Training day",
+        all_day=True,
+    )
+    return AlreadyBooked(priya, review["data"]["id"], monday, items=3)
+
+
+async def repair_a_lost_webhook(demo: Demo, booked: AlreadyBooked) -> None:
+    """Priya's existing appointments arrive; then a change whose webhook never arrives is
+    repaired by the scheduled read of Coconut's record."""
+    priya = booked.member
+    demo.show(
+        "1. Connect the service: Priya's appointments, already in Coconut, arrive "
+        "(read from Coconut's record, no webhook)",
+        demo.settle(lambda: demo.count(priya) == booked.items),
+    )
+
+    later = booked.review_start + timedelta(hours=2, minutes=30)
+    demo.stack.coconut.update_appointment(
+        booked.review, start=later, end=later + timedelta(hours=1)
+    )
+    demo.show(
+        "2. In Coconut, Priya's retirement planning moves to 11:30 and its webhook is lost: "
+        "Outlook still shows 09:00",
+        settled=False,
+    )
+
+    def moved() -> bool:
+        return any(
+            _local(e["start"], TORONTO).endswith("11:30") and e["subject"] == "Retirement planning"
+            for e in demo.calendar(priya)
+        )
+
+    demo.show(
+        f"3. The scheduled repair ({RECONCILE_SCHEDULE!r}) reads Coconut's record and moves it",
+        demo.settle(moved, wait=demo.wait * 2),
+    )
+    assert demo.stack.host is not None
+    with OpsClient(demo.stack.host.base_url) as ops:
+        detail = ops.detail(priya.coconut["id"])
+    shown = {name: detail[name] for name in LISTING_FIELDS}
+    console.print(detail_table(shown))
+    console.print(
+        "[dim]python -m sync.ops show U-44: when Coconut's record was last read and what the "
+        "last scheduled repair mended (each repair is also counted in the "
+        "lost_webhooks_repaired metric).[/dim]\n"
+    )
+
+
+async def play(demo: Demo, already: AlreadyBooked) -> None:
+    await repair_a_lost_webhook(demo, already)
     jane = demo.add_staff("U-42", "Jane", "Doe", "Eastern Standard Time")
     omar = demo.add_staff("U-43", "Omar", "Ali", "Pacific Standard Time")
     sam = payloads.attendee(
@@ -191,13 +300,13 @@ async def play(demo: Demo) -> None:
     )
     appointment = booked["data"]["id"]
     await demo.send(booked)
-    demo.show("1. Book an appointment with Jane", demo.settle(lambda: demo.count(jane) == 1))
+    demo.show("4. Book an appointment with Jane", demo.settle(lambda: demo.count(jane) == 1))
     demo.show_first_trace()
 
     later = monday + timedelta(hours=4)
     await demo.send(demo.coconut.reschedule(appointment, later, later + timedelta(minutes=45)))
     demo.show(
-        "2. Reschedule it to the afternoon",
+        "5. Reschedule it to the afternoon",
         demo.settle(
             lambda: any(_local(e["start"], TORONTO).endswith("14:00") for e in demo.calendar(jane))
         ),
@@ -206,13 +315,13 @@ async def play(demo: Demo) -> None:
     ana = payloads.attendee("C-10", "Ana", "Ruiz", email="ana.ruiz@example.com")
     await demo.send(demo.coconut.add_attendee(appointment, ana))
     demo.show(
-        "3. Add an attendee (listed in the description, never invited)",
+        "6. Add an attendee (listed in the description, never invited)",
         demo.settle(lambda: any("Ana" in e["body"]["content"] for e in demo.calendar(jane))),
     )
 
     await demo.send(demo.coconut.reassign(appointment, [omar.coconut]))
     demo.show(
-        "4. Reassign it to Omar",
+        "7. Reassign it to Omar",
         demo.settle(lambda: demo.count(jane) == 0 and demo.count(omar) == 1),
     )
 
@@ -226,7 +335,7 @@ async def play(demo: Demo) -> None:
     )
     await demo.send(team)
     demo.show(
-        "5. Book a multi-staff appointment",
+        "8. Book a multi-staff appointment",
         demo.settle(
             lambda: (
                 demo.count(jane, "Business banking review") == 1
@@ -246,7 +355,7 @@ async def play(demo: Demo) -> None:
         )
     )
     demo.show(
-        "6. Record a three-week absence for Jane",
+        "9. Record a three-week absence for Jane",
         demo.settle(lambda: demo.count(jane, "Vacation") == 1),
     )
 
@@ -267,13 +376,13 @@ async def play(demo: Demo) -> None:
         },
     )
     demo.show(
-        "7. Omar adds his own busy time in Outlook (imported as 'Busy', nothing else)",
+        "10. Omar adds his own busy time in Outlook (imported as 'Busy', nothing else)",
         demo.settle(lambda: len(demo.busy(omar)) >= 1),
     )
 
     await demo.send(demo.coconut.cancel(appointment))
     demo.show(
-        "8. Cancel the first appointment",
+        "11. Cancel the first appointment",
         demo.settle(lambda: demo.count(omar, "Opening an account") == 0),
     )
 
@@ -283,7 +392,7 @@ def show_staff_status(stack: LocalStack) -> None:
     assert stack.host is not None
     with OpsClient(stack.host.base_url) as ops:
         overview = ops.staff()
-    console.print(staff_table(overview, "9. Staff status (python -m sync.ops status)"))
+    console.print(staff_table(overview, "12. Staff status (python -m sync.ops status)"))
     console.print(counts_line(overview["counts"]))
 
 
@@ -296,22 +405,38 @@ def main(argv: list[str] | None = None) -> int:
     args.host_log.write_text("")
     spans = args.host_log.with_name("spans.jsonl")
     spans.write_text("")
-    console.print("[bold]Starting Azurite, the Graph and Coconut emulators and the host…[/bold]")
-    # A fast timer so Outlook changes also arrive without change notifications.
-    with LocalStack(
-        timer_schedule="*/10 * * * * *",
+    console.print("[bold]Starting Azurite and the Graph and Coconut emulators…[/bold]")
+    # A fast timer so Outlook changes also arrive without change notifications, and a fast
+    # scheduled repair so a lost webhook is mended within seconds.
+    stack = LocalStack(
+        timer_schedule=TIMER_SCHEDULE,
         notifications=True,
         host_log=args.host_log,
-        extra_settings={TRACE_FILE_SETTING: str(spans)},
-    ) as stack:
-        assert stack.host is not None
+        extra_settings={
+            TRACE_FILE_SETTING: str(spans),
+            "COCONUT_RECONCILE_SCHEDULE": RECONCILE_SCHEDULE,
+        },
+    )
+    try:
+        stack.azurite.start()
+        stack.graph.start()
+        stack.coconut.start()
+        demo = Demo(stack, args.wait)
+        already = book_before_connecting(demo)
         console.print(
-            f"Local host healthy at {stack.host.base_url}/api/health; "
+            "Priya Shah already has two appointments and an absence in Coconut; "
+            "[bold]now the host starts[/bold]…"
+        )
+        host = stack.start_host()
+        console.print(
+            f"Local host healthy at {host.base_url}/api/health; "
             f"Graph emulator {stack.graph.base_url}; Coconut emulator {stack.coconut.base_url}; "
             f"host log {args.host_log}\n"
         )
-        asyncio.run(play(Demo(stack, args.wait)))
+        asyncio.run(play(demo, already))
         show_staff_status(stack)
+    finally:
+        stack.stop()
     return 0
 
 

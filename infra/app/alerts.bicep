@@ -28,6 +28,11 @@ param webhookToExchangeTargetMs int = 60000
 ])
 param timerSilenceMinutes int = 20
 
+@description('Hours in a row in which the scheduled repair had to make up for lost Coconut webhooks before alerting (one lost now and then is normal).')
+@minValue(2)
+@maxValue(6)
+param lostWebhookHours int = 3
+
 resource actionGroup 'Microsoft.Insights/actionGroups@2023-01-01' = if (!empty(alertEmailAddress)) {
   name: '${namePrefix}-ops'
   location: 'Global'
@@ -251,6 +256,49 @@ customMetrics
           failingPeriods: {
             numberOfEvaluationPeriods: 1
             minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
+    actions: {
+      actionGroups: actionGroups
+    }
+  }
+}
+
+// lost_webhooks_repaired{kind}: what the scheduled repair (COCONUT_RECONCILE_SCHEDULE) found
+// Coconut and the service disagree on. Repairs hour after hour mean webhooks are not arriving
+// (a wrong or rotated secret, a blocked endpoint, Coconut's deliveries turned off).
+resource lostWebhooks 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-lost-webhooks'
+  location: location
+  tags: tags
+  properties: {
+    displayName: 'Coconut sync: webhooks keep getting lost'
+    description: 'The scheduled repair made up for lost Coconut webhooks every hour of the window; see docs/operations.md, "When webhooks keep getting lost".'
+    severity: 2
+    enabled: true
+    scopes: [
+      applicationInsightsId
+    ]
+    evaluationFrequency: 'PT1H'
+    windowSize: 'PT1H'
+    criteria: {
+      allOf: [
+        {
+          query: '''
+customMetrics
+| where name == 'lost_webhooks_repaired'
+| project timestamp, repaired = valueSum
+'''
+          timeAggregation: 'Total'
+          metricMeasureColumn: 'repaired'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: lostWebhookHours
+            minFailingPeriodsToAlert: lostWebhookHours
           }
         }
       ]

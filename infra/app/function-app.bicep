@@ -1,6 +1,7 @@
 // The Flex Consumption plan and the Python function app, with every app setting the service reads
 // (docs/deployment.md lists them). Storage, Key Vault and Application Insights are all reached
-// with the user-assigned identity; secrets appear only as Key Vault references.
+// with the user-assigned identity; secrets appear only as Key Vault references. Operators reach
+// the ops API with a Microsoft Entra ID token, checked by App Service Authentication.
 
 param name string
 param planName string
@@ -40,6 +41,14 @@ param dataKeyPreviousVersion string = ''
 @minValue(1)
 @maxValue(3650)
 param syncContentRetentionDays int = 30
+@description('Client id of the ops API app registration (infra/scripts/register-ops-api.sh). Empty: no token is accepted, so the ops API answers 401 to everyone.')
+param opsApiClientId string = ''
+
+@description('True: the app joins the virtual network of app/private-network.bicep for its outbound traffic.')
+param vnetEnabled bool = false
+
+@description('The subnet delegated to Microsoft.App/environments, when vnetEnabled.')
+param appSubnetId string = ''
 
 @allowed([
   2048
@@ -87,7 +96,10 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
   properties: {
     serverFarmId: plan.id
     httpsOnly: true
+    // Coconut's webhooks and Graph's notifications arrive from the internet.
     publicNetworkAccess: 'Enabled'
+    // Outbound through the virtual network, to the storage and Key Vault private endpoints.
+    virtualNetworkSubnetId: vnetEnabled ? appSubnetId : null
     keyVaultReferenceIdentity: identityId
     siteConfig: {
       minTlsVersion: '1.2'
@@ -153,6 +165,50 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
       // configure a second exporter on the root logger and send every record twice.
       APPLICATIONINSIGHTS_CONNECTION_STRING: applicationInsightsConnectionString
       APPLICATIONINSIGHTS_AUTHENTICATION_STRING: 'ClientId=${identityClientId};Authorization=AAD'
+    }
+  }
+
+  // App Service Authentication for the ops API. It validates a caller's Microsoft Entra ID token
+  // (issued by this tenant for the ops API's app registration), passes the caller's claims to the
+  // function as X-MS-CLIENT-PRINCIPAL and removes any such header a caller sends itself; the
+  // function checks the app roles (sync/ops/auth.py). Requests without a token still reach the
+  // function, because Coconut's webhooks and Graph's notifications cannot send one (they have
+  // their own checks); every ops route answers them 401. No client secret: the app only
+  // validates tokens, it never signs anyone in.
+  resource authentication 'config' = {
+    name: 'authsettingsV2'
+    properties: {
+      platform: {
+        enabled: true
+      }
+      globalValidation: {
+        requireAuthentication: false
+        unauthenticatedClientAction: 'AllowAnonymous'
+      }
+      httpSettings: {
+        requireHttps: true
+      }
+      identityProviders: {
+        azureActiveDirectory: {
+          enabled: !empty(opsApiClientId)
+          registration: {
+            clientId: opsApiClientId
+            openIdIssuer: '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+          }
+          validation: {
+            // v2 tokens carry the client id, v1 tokens the application id URI.
+            allowedAudiences: [
+              'api://${opsApiClientId}'
+              opsApiClientId
+            ]
+          }
+        }
+      }
+      login: {
+        tokenStore: {
+          enabled: false
+        }
+      }
     }
   }
 

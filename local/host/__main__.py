@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import uvicorn
 
 from local.host.config import HostConfig, apply_local_settings
 from local.host.discovery import load_function_app
+from local.host.principal import principal_from_environment, stand_in_for_authentication
 from local.host.runtime import HostRuntime
 
 
@@ -38,10 +40,15 @@ def main(argv: list[str] | None = None) -> int:
 
     script_root: Path = args.script_root.resolve()
     apply_local_settings(script_root)
+    # The host stands in for App Service Authentication (local/host/principal.py).
+    principal = principal_from_environment(os.environ)
+    stand_in_for_authentication()
     try:
         config = HostConfig.load(script_root)
         app = load_function_app(script_root)
-        runtime = HostRuntime(app, config, queue_lease_seconds=args.queue_lease)
+        runtime = HostRuntime(
+            app, config, queue_lease_seconds=args.queue_lease, principal=principal
+        )
     except Exception as error:  # start-up fails with one line naming the problem
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from local.host.discovery import HttpFunction
 from local.host.invocation import FunctionInvoker
+from local.host.principal import LocalPrincipal, request_headers
 
 log = logging.getLogger("local.host")
 
@@ -54,6 +55,8 @@ def build_http_app(
     route_prefix: str,
     invoker: FunctionInvoker,
     is_healthy: Callable[[], bool],
+    *,
+    principal: LocalPrincipal | None = None,
 ) -> Starlette:
     routes = [BoundRoute(f, route_pattern(f.route)) for f in functions]
     prefix = f"/{route_prefix}" if route_prefix else ""
@@ -79,7 +82,7 @@ def build_http_app(
             if methods is not None and request.method not in methods:
                 method_allowed = True
                 continue
-            return await _invoke(route.function, request, match, invoker)
+            return await _invoke(route.function, request, match, invoker, principal)
         return Response(status_code=405 if method_allowed else 404)
 
     every_method = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
@@ -87,13 +90,18 @@ def build_http_app(
 
 
 async def _invoke(
-    function: HttpFunction, request: Request, match: re.Match[str], invoker: FunctionInvoker
+    function: HttpFunction,
+    request: Request,
+    match: re.Match[str],
+    invoker: FunctionInvoker,
+    principal: LocalPrincipal | None,
 ) -> Response:
     body = await request.body()
     http_request = func.HttpRequest(
         method=request.method,
         url=str(request.url),
-        headers=dict(request.headers),
+        # As behind App Service Authentication: the caller's identity headers are the host's.
+        headers=request_headers(request.headers, principal),
         params=dict(request.query_params),
         route_params={k: v for k, v in match.groupdict().items() if v is not None},
         body=body,

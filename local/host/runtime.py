@@ -19,6 +19,7 @@ from local.host.discovery import (
 )
 from local.host.http_routes import build_http_app
 from local.host.invocation import FunctionInvoker
+from local.host.principal import PRINCIPAL_SWITCH, LocalPrincipal
 from local.host.queues import QueueListener
 from local.host.timers import TimerRunner
 
@@ -29,9 +30,15 @@ class HostRuntime:
     """Every trigger of one function app: HTTP routes, timers and queue listeners."""
 
     def __init__(
-        self, app: func.FunctionApp, config: HostConfig, queue_lease_seconds: float = 600.0
+        self,
+        app: func.FunctionApp,
+        config: HostConfig,
+        queue_lease_seconds: float = 600.0,
+        principal: LocalPrincipal | None = None,
     ) -> None:
         self.config = config
+        # Who every HTTP caller is (local/host/principal.py); None: nobody signed in.
+        self.principal = principal
         self.functions = describe_functions(app)
         self._invoker = FunctionInvoker(config.queues)
         # Built now so a bad schedule stops start-up before anything runs.
@@ -53,6 +60,13 @@ class HostRuntime:
         self.running = True
         for function in self.functions:
             log.info("Function %s: %s", function.name, _describe(function, self.config))
+        log.info(
+            "HTTP callers are signed in as %s (%s)",
+            f"a principal with roles {', '.join(self.principal.roles) or '(none)'}"
+            if self.principal
+            else "nobody",
+            PRINCIPAL_SWITCH,
+        )
 
     async def stop(self) -> None:
         self.running = False
@@ -65,7 +79,11 @@ class HostRuntime:
     def asgi_app(self) -> Starlette:
         http_functions = [f for f in self.functions if isinstance(f, HttpFunction)]
         app = build_http_app(
-            http_functions, self.config.route_prefix, self._invoker, lambda: self.running
+            http_functions,
+            self.config.route_prefix,
+            self._invoker,
+            lambda: self.running,
+            principal=self.principal,
         )
 
         @contextlib.asynccontextmanager

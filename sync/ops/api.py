@@ -13,14 +13,17 @@ the ops modules, and the JSON answer (errors included), with one log record per 
 | POST   | ops/data-key/rotate              | 200 records re-sealed under SYNC_DATA_KEY, what   |
 |        |                                  |     is left (call again until `complete`)         |
 
-Errors: `{"error": "<message>", "code": "<code>"}` with 400 `bad_input`, 404 `unknown_staff` /
-`unknown_command`, 409 `leased` (with `retry_after`) / `wrong_state`, 503 `unavailable`.
+Errors: `{"error": "<message>", "code": "<code>"}` with 400 `bad_input`, 401 `unauthenticated`,
+403 `forbidden`, 404 `unknown_staff` / `unknown_command`, 409 `leased` (with `retry_after`) /
+`wrong_state`, 503 `unavailable` / `authentication_off`.
+
+Who may call which route is decided before (sync/ops/auth.py); every answer, refusals included,
+is one audit record (sync/ops/audit.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -29,15 +32,14 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from sync.errors import StorageUnavailable
+from sync.ops.audit import command_of, record_request, staff_list_dimensions
+from sync.ops.auth import Caller, MissingRole
 from sync.ops.commands import StaffCommands
 from sync.ops.data_key import DataKeyRotation
 from sync.ops.errors import BadInput, OpsError, StaffLeased
 from sync.ops.poison import PoisonQueue
 from sync.ops.status import STATUSES, Status, StatusView
 from sync.services import Services
-from sync.telemetry import log_operation
-
-log = logging.getLogger("sync.ops")
 
 
 @dataclass(frozen=True)
@@ -110,79 +112,119 @@ class OpsApi:
             DataKeyRotation(services.item_table, services.settings.content_cipher.current_key_id),
         )
 
-    async def staff_list(self, params: Mapping[str, str]) -> OpsReply:
+    async def staff_list(self, params: Mapping[str, str], *, caller: Caller) -> OpsReply:
         async def run() -> BaseModel:
             return await self._view.overview(parse_status(params.get("status")))
 
-        return await self._answer("ops_staff_list", 200, run)
+        return await self._answer("ops_staff_list", 200, run, caller=caller)
 
-    async def staff_detail(self, staff_id: str) -> OpsReply:
+    async def staff_detail(self, staff_id: str, *, caller: Caller) -> OpsReply:
         return await self._answer(
-            "ops_staff_detail", 200, lambda: self._view.detail(staff_id), staff_id=staff_id
-        )
-
-    async def staff_command(self, staff_id: str, command: str) -> OpsReply:
-        return await self._answer(
-            f"ops_{command}" if command.isidentifier() else "ops_command",
-            202,
-            lambda: self._commands.run(command, staff_id),
+            "ops_staff_detail",
+            200,
+            lambda: self._view.detail(staff_id),
+            caller=caller,
             staff_id=staff_id,
         )
 
-    async def resync(self, body: bytes) -> OpsReply:
+    async def staff_command(self, staff_id: str, command: str, *, caller: Caller) -> OpsReply:
+        return await self._answer(
+            "ops_staff_command",
+            202,
+            lambda: self._commands.run(command, staff_id),
+            caller=caller,
+            staff_id=staff_id,
+            command=command_of("ops_staff_command", command),
+        )
+
+    async def resync(self, body: bytes, *, caller: Caller) -> OpsReply:
+        audited: dict[str, str | int] = {}
+
         async def run() -> BaseModel:
             request: ResyncBody = parse_body(ResyncBody, body)
             if request.all == (request.staff_ids is not None):
                 raise BadInput('give either {"all": true} or {"staff_ids": [...]}')
+            audited.update(staff_list_dimensions(request.staff_ids))
             return await self._commands.resync_all(None if request.all else request.staff_ids)
 
-        return await self._answer("ops_resync_all", 202, run)
+        return await self._answer("ops_resync", 202, run, caller=caller, audited=audited)
 
-    async def poison_list(self) -> OpsReply:
-        return await self._answer("ops_poison_list", 200, self._poison.listing)
+    async def poison_list(self, *, caller: Caller) -> OpsReply:
+        return await self._answer("ops_poison_list", 200, self._poison.listing, caller=caller)
 
-    async def poison_replay(self, body: bytes) -> OpsReply:
+    async def poison_replay(self, body: bytes, *, caller: Caller) -> OpsReply:
+        audited: dict[str, str | int] = {}
+
         async def run() -> BaseModel:
             request: ReplayBody = parse_body(ReplayBody, body)
+            audited.update(staff_list_dimensions([request.staff_id] if request.staff_id else None))
             return await self._poison.replay(request.staff_id, request.limit)
 
-        return await self._answer("ops_poison_replay", 200, run)
+        return await self._answer("ops_poison_replay", 200, run, caller=caller, audited=audited)
 
-    async def rotate_data_key(self) -> OpsReply:
+    async def rotate_data_key(self, *, caller: Caller) -> OpsReply:
         async def run() -> BaseModel:
             if self._rotation is None:
                 raise BadInput("data key rotation is not available here")
             return await self._rotation.finish()
 
-        return await self._answer("ops_rotate_data_key", 200, run)
+        return await self._answer("ops_rotate_data_key", 200, run, caller=caller)
 
     async def _answer(
         self,
-        operation: str,
+        route: str,
         status: int,
         run: Callable[[], Awaitable[BaseModel]],
         *,
+        caller: Caller,
         staff_id: str | None = None,
+        command: str | None = None,
+        audited: Mapping[str, str | int] | None = None,
     ) -> OpsReply:
         started = time.monotonic()
         try:
             reply = OpsReply(status, (await run()).model_dump(mode="json"))
         except OpsError as error:
-            body: dict[str, Any] = {"error": error.message, "code": error.code}
-            if isinstance(error, StaffLeased):
-                body["retry_after"] = round(error.retry_after)
-            reply = OpsReply(error.status, body)
+            reply = error_reply(error)
         except StorageUnavailable:
             reply = OpsReply(
                 503, {"error": "state store unavailable; retry later", "code": "unavailable"}
             )
-        log_operation(
-            log,
-            f"{operation} answered {reply.status}",
-            operation=operation,
-            outcome="ok" if reply.status < 400 else str(reply.body.get("code")),
-            staff_id=staff_id,
+        record_request(
+            route,
+            command=command or command_of(route),
+            caller=caller,
             http_status=reply.status,
+            outcome=_outcome(reply),
+            staff_id=staff_id,
             latency_ms=round((time.monotonic() - started) * 1000, 1),
+            **(audited or {}),
         )
         return reply
+
+
+def error_reply(error: OpsError) -> OpsReply:
+    body: dict[str, Any] = {"error": error.message, "code": error.code}
+    if isinstance(error, StaffLeased):
+        body["retry_after"] = round(error.retry_after)
+    return OpsReply(error.status, body)
+
+
+def refusal_reply(refusal: OpsError, route: str, route_params: Mapping[str, str]) -> OpsReply:
+    """The answer to a caller who may not call `route` (sync/ops/auth.py), audited like any
+    other answer. What an anonymous caller put in the route is not recorded."""
+    reply = error_reply(refusal)
+    caller = refusal.caller if isinstance(refusal, MissingRole) else None
+    record_request(
+        route,
+        command=command_of(route, route_params.get("command")),
+        caller=caller,
+        http_status=reply.status,
+        outcome=_outcome(reply),
+        staff_id=route_params.get("staff_id") if caller is not None else None,
+    )
+    return reply
+
+
+def _outcome(reply: OpsReply) -> str:
+    return "ok" if reply.status < 400 else str(reply.body.get("code"))

@@ -1,7 +1,7 @@
 """`python -m sync.ops`: the ops API from a terminal, with readable tables and, for long work
 (a first backfill of every staff member, a tenant resync), a progress bar with rate and ETA.
 
-    python -m sync.ops --url https://func-x.azurewebsites.net --key $MASTER_KEY status
+    python -m sync.ops --url https://func-x.azurewebsites.net --audience api://<client id> status
     python -m sync.ops status --status Error
     python -m sync.ops show U-42
     python -m sync.ops resync U-42 U-43 --wait
@@ -13,7 +13,10 @@
     python -m sync.ops poison replay [--staff U-42]
     python -m sync.ops rotate-data-key          # re-seal stored content under SYNC_DATA_KEY
 
-`--url` and `--key` default to SYNC_OPS_URL and SYNC_OPS_KEY (the app's admin key).
+`--url` and `--audience` default to SYNC_OPS_URL and SYNC_OPS_AUDIENCE (deployment outputs). The
+command line signs in with azure-identity (sync/ops/signin.py): the Azure CLI's sign-in, a managed
+identity, ... or, with `--device-code`, a code entered on another device. The caller needs the
+ops API's Sync.Read role, and Sync.Operate for commands (docs/operations.md, Access).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import httpx
+from azure.core.exceptions import ClientAuthenticationError
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -43,6 +47,7 @@ from rich.table import Table
 from rich.text import Text
 
 from sync.ops.client import OpsClient, OpsRefused, parse_time
+from sync.ops.signin import NoAudience, sign_in
 
 DEFAULT_URL: Final = "http://127.0.0.1:7071"
 STATUS_STYLE: Final = {
@@ -317,7 +322,17 @@ def parser() -> argparse.ArgumentParser:
         prog="python -m sync.ops", description="See and steer the Coconut ⇄ Microsoft 365 sync."
     )
     root.add_argument("--url", default=os.environ.get("SYNC_OPS_URL", DEFAULT_URL))
-    root.add_argument("--key", default=os.environ.get("SYNC_OPS_KEY"), help="the admin key")
+    root.add_argument(
+        "--audience",
+        default=os.environ.get("SYNC_OPS_AUDIENCE"),
+        help="the ops API to sign in for, api://<client id> (not needed locally)",
+    )
+    root.add_argument(
+        "--device-code", action="store_true", help="sign in with a code on another device"
+    )
+    root.add_argument(
+        "--tenant", default=os.environ.get("AZURE_TENANT_ID"), help="tenant for --device-code"
+    )
     root.add_argument("--json", action="store_true", help="print the API's JSON instead")
     commands = root.add_subparsers(dest="command", required=True)
 
@@ -365,7 +380,12 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     args = parser().parse_args(argv)
     out = console or Console()
     errors = Console(stderr=True) if console is None else console
-    with OpsClient(args.url, args.key) as client:
+    try:
+        auth = sign_in(args.url, args.audience, device_code=args.device_code, tenant_id=args.tenant)
+    except NoAudience as missing:
+        errors.print(f"[red]cannot sign in:[/red] {missing}")
+        return 2
+    with OpsClient(args.url, auth) as client:
         cli = Cli(client, out, as_json=args.json)
         try:
             match args.command:
@@ -394,6 +414,13 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             return 1
         except httpx.TransportError as error:
             errors.print(f"[red]cannot reach {args.url}:[/red] {type(error).__name__}")
+            return 2
+        except ClientAuthenticationError as error:
+            first_line = str(error.message or error).strip().splitlines()[:1]
+            errors.print(
+                f"[red]cannot sign in:[/red] {''.join(first_line)} "
+                "Sign in with `az login`, or use --device-code."
+            )
             return 2
         except TimeoutError as late:
             errors.print(f"[yellow]{late}[/yellow]")

@@ -1,4 +1,5 @@
-"""A small client for the ops HTTP API (used by the command line and the demo)."""
+"""A small client for the ops HTTP API (used by the command line and the demo). It signs in with
+the `auth` it is given (sync/ops/signin.py); the local host needs none."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ from urllib.parse import quote
 
 import httpx
 
-KEY_HEADER: Final = "x-functions-key"
 DEFAULT_TIMEOUT: Final = httpx.Timeout(60.0, connect=5.0)
+
+
+# App Service Authentication refuses a bad token itself, without the API's JSON.
+PLATFORM_REFUSALS: Final = {
+    401: (
+        "unauthenticated",
+        "the app did not accept the sign-in: no token, an expired one, or one for another "
+        "audience (check SYNC_OPS_AUDIENCE)",
+    ),
+    403: ("forbidden", "the app refused the signed-in caller"),
+}
 
 
 class OpsRefused(Exception):
@@ -30,20 +41,19 @@ def parse_time(value: object) -> datetime | None:
 
 
 class OpsClient:
-    """`OpsClient("https://func-x.azurewebsites.net", key)`; the `api/ops` routes below it."""
+    """`OpsClient("https://func-x.azurewebsites.net", auth)`; the `api/ops` routes below it."""
 
     def __init__(
         self,
         app_url: str,
-        key: str | None = None,
+        auth: httpx.Auth | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
-        headers = {KEY_HEADER: key} if key else {}
         self._http = httpx.Client(
             base_url=app_url.rstrip("/") + "/api/ops",
-            headers=headers,
+            auth=auth,
             timeout=timeout,
             transport=transport,
         )
@@ -94,10 +104,13 @@ class OpsClient:
             body = None
         if response.is_error or not isinstance(body, dict):
             document = body if isinstance(body, dict) else {}
+            code, message = PLATFORM_REFUSALS.get(
+                response.status_code, ("http_error", response.reason_phrase or "no answer")
+            )
             raise OpsRefused(
                 response.status_code,
-                str(document.get("code") or "http_error"),
-                str(document.get("error") or response.reason_phrase or "no answer"),
+                str(document.get("code") or code),
+                str(document.get("error") or message),
                 document,
             )
         return body

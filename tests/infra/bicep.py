@@ -29,9 +29,11 @@ class Expr:
     text: str
     kind: str
     identifiers: frozenset[str]
-    # For a ternary: (consequence, alternative); for an interpolated string: its literal pieces.
+    # For a ternary: (consequence, alternative) and the condition's source text; for an
+    # interpolated string: its literal pieces.
     branches: tuple[Value, ...] = ()
     literal_parts: tuple[str, ...] = ()
+    condition: str = ""
 
 
 Value: TypeAlias = "bool | int | str | list[Value] | dict[str, Value] | Expr | None"
@@ -78,6 +80,7 @@ class Module:
     source: str
     body: dict[str, Value]
     line: int
+    condition: Expr | None = None
 
     @property
     def params(self) -> dict[str, Value]:
@@ -226,11 +229,16 @@ def _module(node: Node) -> Module:
     source = _value(children[1])
     body_node = _body_object(node)
     body = _object(body_node) if body_node is not None else {}
+    condition = next(
+        (_expr(c.named_children[0]) for c in node.named_children if c.type == "if_statement"),
+        None,
+    )
     return Module(
         symbol=_text(children[0]),
         source=source if isinstance(source, str) else _text(children[1]),
         body=body,
         line=node.start_point[0] + 1,
+        condition=condition,
     )
 
 
@@ -358,11 +366,14 @@ def _expr(node: Node) -> Expr:
     identifiers = frozenset(_text(n) for n in _walk(node) if n.type == "identifier")
     branches: tuple[Value, ...] = ()
     literal_parts: tuple[str, ...] = ()
+    condition = ""
     if node.type == "ternary_expression":
         consequence = node.child_by_field_name("consequence")
         alternative = node.child_by_field_name("alternative")
         if consequence is not None and alternative is not None:
             branches = (_value(consequence), _value(alternative))
+        test = node.child_by_field_name("condition")
+        condition = _text(test) if test is not None else ""
     elif node.type == "string":
         literal_parts = tuple(
             _text(c) for c in node.named_children if c.type in ("string_content", "escape_sequence")
@@ -375,4 +386,5 @@ def _expr(node: Node) -> Expr:
         identifiers=identifiers,
         branches=branches,
         literal_parts=literal_parts,
+        condition=condition,
     )

@@ -12,8 +12,10 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from local.host.principal import PRINCIPAL_SWITCH as LOCAL_PRINCIPAL_SWITCH
 from sync.telemetry import PLATFORM_TELEMETRY_SETTINGS
-from tests.infra.bicep import MISSING, Expr, Missing, Resource, Template, Value, calls
+from tests.infra.bicep import MISSING, Expr, Missing, Resource, Template, Value, calls, lookup
+from tests.infra.shapes import Shape
 
 Templates = dict[str, Template]
 Rule = Callable[[Templates], list[str]]
@@ -32,6 +34,22 @@ STORAGE_TABLE_DATA_CONTRIBUTOR: Final = "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3"
 MONITORING_METRICS_PUBLISHER: Final = "3913510d-42f4-4e42-8a64-420c390055eb"
 KEY_VAULT_SECRETS_USER: Final = "4633458b-17de-408a-b874-0445c86b69e6"
 KEY_VAULT_SECRETS_OFFICER: Final = "b86a8fe4-44ce-4948-aee5-eccb2c155cd7"
+
+# Built-in roles broader than anything the app or the deployer needs: none may be assigned, on
+# any scope (docs/deployment.md lists the roles that are, with why).
+BROAD_ROLES: Final = {
+    "8e3af657-a8ff-443c-a75c-2fe8c4bcb635": "Owner",
+    "b24988ac-6180-42a0-ab88-20f7382dd24c": "Contributor",
+    "18d7d88d-d35e-4fb5-a5c3-7773c20a72d9": "User Access Administrator",
+    "f58310d9-a9f6-439a-9e8d-f62e7b41a168": "Role Based Access Control Administrator",
+    "17d1049b-9a84-46fb-8f53-869881c3d3ab": "Storage Account Contributor",
+    "81a9662b-bebf-436f-a333-f67b29880f12": "Storage Account Key Operator Service Role",
+    "00482a5a-887f-4fb3-b363-3b7fe8e74483": "Key Vault Administrator",
+    "f25e0fa2-a7c8-4377-a976-54943a77a395": "Key Vault Contributor",
+    "de139f84-1756-47ae-9be6-808fbbe84772": "Website Contributor",
+    "4d97b98b-1d4f-4787-a291-c67834d212e7": "Network Contributor",
+    "749f88d5-cbae-40b8-bcfc-e573ddc772fa": "Monitoring Contributor",
+}
 
 STORAGE_ACCOUNT: Final = "Microsoft.Storage/storageAccounts"
 COMPONENT: Final = "Microsoft.Insights/components"
@@ -297,6 +315,12 @@ def role_assignments_are_least_privilege(templates: Templates) -> list[str]:
         for assignment in template.of_type("Microsoft.Authorization/roleAssignments"):
             where = assignment.where()
             role = _role_id(assignment)
+            if role in BROAD_ROLES:
+                violations.append(
+                    f"{where}: {BROAD_ROLES[role]} ({role}) is broader than the narrowest "
+                    "built-in role that works"
+                )
+                continue
             scope = assignment.get("scope")
             target = (
                 template.resource(scope.text)
@@ -348,6 +372,172 @@ def storage_names_match_the_service(
     return violations
 
 
+def ops_api_is_behind_app_service_authentication(templates: Templates) -> list[str]:
+    """App Service Authentication validates Entra ID tokens for the ops API's app registration
+    and owns the principal headers; it holds no secret and stores no token."""
+    configs = [
+        c
+        for c in _resources(templates, "Microsoft.Web/sites/config")
+        if c.get("name") == "authsettingsV2"
+    ]
+    if len(configs) != 1:
+        return [f"expected one authsettingsV2 configuration, found {len(configs)}"]
+    auth = configs[0]
+    violations = _expect_all(
+        configs,
+        {
+            # On, always: it removes caller-sent X-MS-CLIENT-PRINCIPAL* headers and tells the
+            # function so (WEBSITE_AUTH_ENABLED); the function admits nobody otherwise.
+            "properties.platform.enabled": True,
+            "properties.httpSettings.requireHttps": True,
+            "properties.login.tokenStore.enabled": False,
+            # Coconut's webhooks and Graph's notifications carry no token; the ops routes
+            # answer 401 themselves (sync/ops/auth.py).
+            "properties.globalValidation.unauthenticatedClientAction": "AllowAnonymous",
+        },
+    )
+    providers = auth.get("properties.identityProviders")
+    if not isinstance(providers, dict) or set(providers) != {"azureActiveDirectory"}:
+        shown = sorted(providers) if isinstance(providers, dict) else providers
+        violations.append(f"{auth.where()}: identity providers are {shown}, expected Entra ID only")
+    entra = "properties.identityProviders.azureActiveDirectory"
+    client_id = auth.get(f"{entra}.registration.clientId")
+    if not (isinstance(client_id, Expr) and client_id.text == "opsApiClientId"):
+        violations.append(f"{auth.where()}: the client id is not the opsApiClientId parameter")
+    if auth.get(f"{entra}.registration.clientSecretSettingName") is not MISSING:
+        violations.append(f"{auth.where()}: a client secret is configured; none is needed")
+    issuer = auth.get(f"{entra}.registration.openIdIssuer")
+    if not (isinstance(issuer, Expr) and "tenant" in issuer.identifiers):
+        violations.append(f"{auth.where()}: the issuer is not this tenant's")
+    audiences = auth.get(f"{entra}.validation.allowedAudiences")
+    texts = (
+        [a.text for a in audiences if isinstance(a, Expr)] if isinstance(audiences, list) else []
+    )
+    if "'api://${opsApiClientId}'" not in texts:
+        violations.append(f"{auth.where()}: api://<client id> is not an allowed audience")
+    passed = _module_param(templates, "app/function-app.bicep", "opsApiClientId")
+    if not (isinstance(passed, Expr) and passed.text == "opsApiClientId"):
+        violations.append("main.bicep does not pass opsApiClientId to the function app")
+    return violations
+
+
+def switches_stay_out_of_the_app_settings(templates: Templates) -> list[str]:
+    """Neither what the platform sets to say it authenticates callers nor the local host's
+    principal switch is ever an app setting: either would let a forged principal in."""
+    settings = app_settings(templates) or {}
+    violations = [
+        f"{name}: set by the platform or the local host only, never by the templates"
+        for name in settings
+        if name.upper().startswith("WEBSITE_AUTH_") or name.upper() == LOCAL_PRINCIPAL_SWITCH
+    ]
+    for path, template in templates.items():
+        if LOCAL_PRINCIPAL_SWITCH in template.path.read_text():
+            violations.append(f"{path}: mentions the local-only {LOCAL_PRINCIPAL_SWITCH}")
+    return violations
+
+
+def private_networking_closes_storage_and_key_vault(templates: Templates) -> list[str]:
+    """With vnetEnabled: the app in a virtual network, private endpoints (with their DNS zones)
+    for blob, queue, table and Key Vault, and public network access off on both."""
+    private = Shape(templates, vnet_enabled=True)
+    violations: list[str] = []
+    switch = templates[MAIN].params.get("vnetEnabled")
+    if switch is None or switch.default is not False:
+        violations.append("main.bicep needs a vnetEnabled parameter that defaults to false")
+    closed: dict[str, Value] = {
+        "properties.publicNetworkAccess": "Disabled",
+        "properties.networkAcls.defaultAction": "Deny",
+    }
+    for resource_type in (STORAGE_ACCOUNT, VAULT):
+        found = private.resources(resource_type)
+        if not found:
+            violations.append(f"no {resource_type} in the private shape")
+        for resource in found:
+            for dotted, wanted in closed.items():
+                if (actual := private.value(resource, dotted)) != wanted:
+                    violations.append(
+                        f"{resource.where()}: {dotted} is {actual!r} with vnetEnabled"
+                    )
+    violations += _private_endpoints(private)
+    for site in private.resources("Microsoft.Web/sites"):
+        if not isinstance(private.value(site, "properties.virtualNetworkSubnetId"), Expr):
+            violations.append(f"{site.where()}: not in the virtual network with vnetEnabled")
+    subnet = _module_param(templates, "app/function-app.bicep", "appSubnetId")
+    if not (isinstance(subnet, Expr) and "privateNetwork" in subnet.identifiers):
+        violations.append("main.bicep does not give the function app the private network's subnet")
+    delegated = [
+        d
+        for vnet in private.resources("Microsoft.Network/virtualNetworks")
+        for d in _subnet_delegations(vnet)
+    ]
+    if "Microsoft.App/environments" not in delegated:
+        violations.append("no subnet delegated to Microsoft.App/environments (Flex Consumption)")
+    return violations
+
+
+# Which private endpoint each service needs: (group id, resource type, DNS zone prefix).
+PRIVATE_ENDPOINTS: Final = frozenset(
+    {
+        ("blob", STORAGE_ACCOUNT, "privatelink.blob."),
+        ("queue", STORAGE_ACCOUNT, "privatelink.queue."),
+        ("table", STORAGE_ACCOUNT, "privatelink.table."),
+        ("vault", VAULT, "privatelink.vaultcore.azure.net"),
+    }
+)
+
+
+def _private_endpoints(private: Shape) -> list[str]:
+    violations: list[str] = []
+    found: set[tuple[str, str, str]] = set()
+    for path, call in private.modules("core/network/private-endpoint.bicep"):
+        group = call.params.get("groupId")
+        service = call.params.get("privateLinkServiceId")
+        zone = call.params.get("privateDnsZoneName")
+        target = (
+            private.templates[path].resource(next(iter(service.identifiers)))
+            if isinstance(service, Expr) and len(service.identifiers) == 1
+            else None
+        )
+        zone_text = zone if isinstance(zone, str) else "".join(_literal_texts(zone))
+        for wanted_group, wanted_type, wanted_zone in PRIVATE_ENDPOINTS:
+            if (
+                group == wanted_group
+                and target is not None
+                and target.type == wanted_type
+                and zone_text.startswith(wanted_zone)
+            ):
+                found.add((wanted_group, wanted_type, wanted_zone))
+    if missing := PRIVATE_ENDPOINTS - found:
+        violations.append(f"private endpoints missing: {sorted(g for g, _, _ in missing)}")
+    endpoints = private.resources("Microsoft.Network/privateEndpoints")
+    groups = private.resources("Microsoft.Network/privateEndpoints/privateDnsZoneGroups")
+    links = private.resources("Microsoft.Network/privateDnsZones/virtualNetworkLinks")
+    if found and not (endpoints and groups and links):
+        violations.append("private endpoints without their DNS zone group and virtual network link")
+    return violations
+
+
+def _subnet_delegations(vnet: Resource) -> list[str]:
+    subnets = vnet.get("properties.subnets")
+    names: list[str] = []
+    for subnet in subnets if isinstance(subnets, list) else []:
+        delegations = lookup_value(subnet, "properties.delegations")
+        for delegation in delegations if isinstance(delegations, list) else []:
+            service = lookup_value(delegation, "properties.serviceName")
+            names += [service] if isinstance(service, str) else []
+    return names
+
+
+def lookup_value(value: Value, dotted: str) -> Value:
+    found = lookup(value, dotted)
+    return None if isinstance(found, Missing) else found
+
+
+def _module_param(templates: Templates, source: str, name: str) -> Value | None:
+    module = templates[MAIN].module(source)
+    return module.params.get(name) if module else None
+
+
 SECURITY_RULES: Final[tuple[Rule, ...]] = (
     storage_accounts_accept_only_entra_over_tls12,
     function_app_is_https_only_with_user_assigned_identity,
@@ -359,6 +549,9 @@ SECURITY_RULES: Final[tuple[Rule, ...]] = (
     key_vault_uses_rbac_and_keeps_deleted_secrets,
     role_assignments_are_least_privilege,
     managed_identity_everywhere,
+    ops_api_is_behind_app_service_authentication,
+    switches_stay_out_of_the_app_settings,
+    private_networking_closes_storage_and_key_vault,
 )
 
 

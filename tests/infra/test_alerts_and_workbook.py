@@ -29,6 +29,7 @@ METRICS: Final = frozenset(
         "queue_age_ms",
         "staff_by_status",
         "poison_queue_length",
+        "lost_webhooks_repaired",
     }
 )
 TIMER_FUNCTION: Final = "staff_sync_timer"
@@ -78,12 +79,14 @@ def test_there_is_one_alert_per_operational_risk(templates: dict[str, Template])
         "timerStopped",
         "staffInError",
         "webhookLatency",
+        "lostWebhooks",
     }
     assert "success == false" in queries["failures"]
     assert "poison_queue_length" in queries["poisonQueue"]
     assert TIMER_FUNCTION in queries["timerStopped"]
     assert "== 'Error'" in queries["staffInError"]
     assert "webhook_to_exchange_ms" in queries["webhookLatency"]
+    assert "lost_webhooks_repaired" in queries["lostWebhooks"]
 
 
 def test_timer_alert_fires_on_silence(templates: dict[str, Template]) -> None:
@@ -95,6 +98,28 @@ def test_timer_alert_fires_on_silence(templates: dict[str, Template]) -> None:
     assert condition[0]["operator"] == "LessThan"
     assert condition[0]["threshold"] == 1
     assert condition[0]["timeAggregation"] == "Count"
+
+
+def test_lost_webhook_alert_fires_only_when_repairs_keep_happening(
+    templates: dict[str, Template],
+) -> None:
+    # One lost webhook now and then is what the scheduled repair is for; repairs in every hour
+    # of the window are a delivery that is broken (a wrong secret, a blocked endpoint).
+    rule = templates["app/alerts.bicep"].resource("lostWebhooks")
+    assert rule is not None
+    condition = rule.get("properties.criteria.allOf")
+    assert isinstance(condition, list)
+    assert isinstance(condition[0], dict)
+    assert condition[0]["timeAggregation"] == "Total"
+    assert condition[0]["operator"] == "GreaterThan"
+    assert condition[0]["threshold"] == 0
+    periods = condition[0]["failingPeriods"]
+    assert isinstance(periods, dict)
+    assert periods["numberOfEvaluationPeriods"] == periods["minFailingPeriodsToAlert"]
+    hours = periods["numberOfEvaluationPeriods"]
+    assert isinstance(hours, Expr)
+    assert hours.text == "lostWebhookHours"
+    assert rule.get("properties.windowSize") == rule.get("properties.evaluationFrequency") == "PT1H"
 
 
 def test_alert_rules_are_scoped_to_application_insights(templates: dict[str, Template]) -> None:

@@ -17,6 +17,12 @@ from tests.infra.bicep import load_all, parse, syntax_problems
 from tests.infra.conftest import INFRA
 
 CONTRIBUTOR = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+OWNER = "8e3af657-a8ff-443c-a75c-2fe8c4bcb635"
+STORAGE_ACCOUNT_CONTRIBUTOR = "17d1049b-9a84-46fb-8f53-869881c3d3ab"
+TABLE_ROLE = (
+    "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
+    "'0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')"
+)
 
 
 @dataclass(frozen=True)
@@ -158,10 +164,24 @@ WEAKENINGS = [
     Weakening(
         "role broadened to Contributor",
         "app/rbac.bicep",
-        "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
-        "'0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3')",
+        TABLE_ROLE,
         f"subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '{CONTRIBUTOR}')",
-        f"role {CONTRIBUTOR}",
+        f"Contributor ({CONTRIBUTOR}) is broader",
+    ),
+    Weakening(
+        "role broadened to Owner",
+        "app/rbac.bicep",
+        TABLE_ROLE,
+        f"subscriptionResourceId('Microsoft.Authorization/roleDefinitions', '{OWNER}')",
+        f"Owner ({OWNER}) is broader",
+    ),
+    Weakening(
+        "role broadened to Storage Account Contributor",
+        "app/rbac.bicep",
+        TABLE_ROLE,
+        "subscriptionResourceId('Microsoft.Authorization/roleDefinitions', "
+        f"'{STORAGE_ACCOUNT_CONTRIBUTOR}')",
+        "Storage Account Contributor",
     ),
     Weakening(
         "role scoped to the whole resource group",
@@ -169,6 +189,98 @@ WEAKENINGS = [
         "  scope: applicationInsights\n",
         "",
         "not scoped to a single resource",
+    ),
+    Weakening(
+        "App Service Authentication off, so caller headers pass untouched",
+        "app/function-app.bicep",
+        "      platform: {\n        enabled: true",
+        "      platform: {\n        enabled: false",
+        "properties.platform.enabled",
+    ),
+    Weakening(
+        "a client secret for the ops API registration",
+        "app/function-app.bicep",
+        "            clientId: opsApiClientId\n",
+        "            clientId: opsApiClientId\n"
+        "            clientSecretSettingName: 'OPS_API_SECRET'\n",
+        "a client secret is configured",
+    ),
+    Weakening(
+        "tokens from any tenant",
+        "app/function-app.bicep",
+        "${tenant().tenantId}/v2.0",
+        "common/v2.0",
+        "the issuer is not this tenant's",
+    ),
+    Weakening(
+        "the ops API's audience dropped",
+        "app/function-app.bicep",
+        "              'api://${opsApiClientId}'\n",
+        "",
+        "api://<client id> is not an allowed audience",
+    ),
+    Weakening(
+        "the platform's authentication marker set by hand",
+        "app/function-app.bicep",
+        "      GRAPH_AUTH: 'managed_identity'\n",
+        "      GRAPH_AUTH: 'managed_identity'\n      WEBSITE_AUTH_ENABLED: 'True'\n",
+        "WEBSITE_AUTH_ENABLED: set by the platform or the local host only",
+    ),
+    Weakening(
+        "the local principal switch in Azure",
+        "app/function-app.bicep",
+        "      GRAPH_AUTH: 'managed_identity'\n",
+        "      GRAPH_AUTH: 'managed_identity'\n      LOCAL_PRINCIPAL_ROLES: 'Sync.Operate'\n",
+        "LOCAL_PRINCIPAL_ROLES: set by the platform or the local host only",
+    ),
+    Weakening(
+        "storage public with vnetEnabled",
+        "core/storage/storage-account.bicep",
+        "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
+        "publicNetworkAccess: 'Enabled'",
+        "publicNetworkAccess is 'Enabled' with vnetEnabled",
+    ),
+    Weakening(
+        "storage firewall open with vnetEnabled",
+        "core/storage/storage-account.bicep",
+        "defaultAction: vnetEnabled ? 'Deny' : 'Allow'",
+        "defaultAction: 'Allow'",
+        "networkAcls.defaultAction is 'Allow' with vnetEnabled",
+    ),
+    Weakening(
+        "Key Vault public with vnetEnabled",
+        "core/security/key-vault.bicep",
+        "publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'",
+        "publicNetworkAccess: 'Enabled'",
+        "publicNetworkAccess is 'Enabled' with vnetEnabled",
+    ),
+    Weakening(
+        "no private endpoint for the table service",
+        "app/private-network.bicep",
+        "groupId: 'table'",
+        "groupId: 'file'",
+        "private endpoints missing: ['table']",
+    ),
+    Weakening(
+        "no private endpoint for Key Vault",
+        "app/private-network.bicep",
+        "groupId: 'vault'",
+        "groupId: 'blob'",
+        "private endpoints missing: ['vault']",
+    ),
+    Weakening(
+        "the function app outside the virtual network",
+        "app/function-app.bicep",
+        "virtualNetworkSubnetId: vnetEnabled ? appSubnetId : null",
+        "virtualNetworkSubnetId: null",
+        "not in the virtual network with vnetEnabled",
+    ),
+    Weakening(
+        "the app subnet not delegated to Flex Consumption",
+        "app/private-network.bicep",
+        "serviceName: 'Microsoft.App/environments'",
+        "serviceName: 'Microsoft.Web/serverFarms'",
+        "no subnet delegated to Microsoft.App/environments",
     ),
     Weakening(
         "Application Insights local auth enabled",

@@ -235,7 +235,7 @@ def service_tables(stack: LocalStack) -> Iterator[ServiceTables]:
 
 def ops_client(stack: LocalStack) -> OpsClient:
     assert stack.host is not None, "the stack is not started"
-    return OpsClient(stack.host.base_url, ADMIN_KEY)
+    return OpsClient(stack.host.base_url)
 
 
 def detail(ops: OpsClient, staff_id: str) -> dict[str, Any]:

@@ -48,7 +48,7 @@ from sync.storage.item_table import TableItemStore
 from sync.storage.keys import table_key
 from tests.integration.conftest import deliver, eventually
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
-from tests.integration.test_ops import ADMIN_KEY, SOON, Person, row, run_cli_async, when_free
+from tests.integration.test_ops import SOON, Person, row, run_cli_async, when_free
 
 pytestmark = pytest.mark.integration
 
@@ -220,7 +220,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture
 def ops(stack: LocalStack) -> Iterator[OpsClient]:
     assert stack.host is not None
-    with OpsClient(stack.host.base_url, ADMIN_KEY) as client:
+    with OpsClient(stack.host.base_url) as client:
         yield client
 
 

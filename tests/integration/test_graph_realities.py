@@ -701,12 +701,6 @@ async def create_failing_among_others(stack: LocalStack, ops: OpsClient) -> Fail
     return FailingCreate(ivy, failing, fine, rule)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/worker.py `_import` looks up every pending create by its Coconut id before "
-    "the delta round; the lookup for the failing item fails too, and the whole pass with it "
-    "(no import, no status, run back-off)",
-)
 async def test_an_appointment_graph_refuses_to_create_is_set_aside_and_the_import_goes_on(
     live: LocalStack,
 ) -> None:
@@ -725,11 +719,6 @@ async def test_an_appointment_graph_refuses_to_create_is_set_aside_and_the_impor
         assert shown["pending_items"] == [key(case.failing)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/export/calendar_writer.py `_record_failures`: when the one change of a run "
-    "fails for a reason that may pass, the whole run is retried and the import never runs",
-)
 async def test_an_appointment_graph_refuses_to_create_on_its_own_does_not_hold_back_the_import(
     live: LocalStack,
 ) -> None:
@@ -751,11 +740,6 @@ async def test_an_appointment_graph_refuses_to_create_on_its_own_does_not_hold_b
         assert row.get("Failures"), "the failure is the item's, on its row"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/graph/calls.py `retry_later` words every transient failure as 'Graph asked "
-    "to retry after N s', dropping the status and error code it was given",
-)
 async def test_a_failing_items_row_names_what_graph_answered(live: LocalStack) -> None:
     stack = live
     with ops_client(stack) as ops, service_tables(stack) as tables:
@@ -979,12 +963,6 @@ def test_start_up_stops_naming_a_notification_setting_graph_would_refuse(
     assert value not in lines[0], "a setting's value is never shown"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/notifications/subscriptions.py `_create`: GraphCaller retries the POST "
-    "/subscriptions inline after the lost answer, so a second subscription is made and the "
-    "first is left to notify until it expires",
-)
 async def test_subscription_create_whose_answer_was_lost_leaves_exactly_one_subscription(
     live: LocalStack,
 ) -> None:

@@ -37,7 +37,6 @@ from tests.integration.test_export import BRANCH, OPENING, new_coconut
 pytestmark = pytest.mark.integration
 
 SOON = (datetime.now(UTC) + timedelta(days=7)).replace(hour=15, minute=0, second=0, microsecond=0)
-ADMIN_KEY = "local-admin-key"
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +50,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 @pytest.fixture
 def ops(stack: LocalStack) -> Iterator[OpsClient]:
     assert stack.host is not None
-    with OpsClient(stack.host.base_url, ADMIN_KEY) as client:
+    with OpsClient(stack.host.base_url) as client:
         yield client
 
 
@@ -159,7 +158,7 @@ def run_cli(stack: LocalStack, *argv: str) -> tuple[int, str]:
     assert stack.host is not None
     out = io.StringIO()
     console = Console(file=out, width=200, force_terminal=False)
-    code = cli.main(["--url", stack.host.base_url, "--key", ADMIN_KEY, *argv], console=console)
+    code = cli.main(["--url", stack.host.base_url, *argv], console=console)
     return code, out.getvalue()
 
 

@@ -42,7 +42,7 @@ from sync.ops.client import OpsClient, OpsRefused
 from sync.trace_file import read_spans
 from tests.integration.conftest import deliver, eventually
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
-from tests.integration.test_ops import ADMIN_KEY, SOON, Person, row, when_free
+from tests.integration.test_ops import SOON, Person, row, when_free
 
 pytestmark = pytest.mark.integration
 
@@ -162,7 +162,7 @@ def cli_output(stack: LocalStack, *argv: str) -> str:
     assert stack.host is not None
     out = io.StringIO()
     cli.main(
-        ["--url", stack.host.base_url, "--key", ADMIN_KEY, *argv],
+        ["--url", stack.host.base_url, *argv],
         console=Console(file=out, width=200),
     )
     return out.getvalue()
@@ -178,7 +178,7 @@ async def test_personal_data_reaches_exchange_and_nothing_else(
     assert stack.host is not None
     assert stack.host_log is not None
     tables, queues = clients
-    ops = OpsClient(stack.host.base_url, ADMIN_KEY)
+    ops = OpsClient(stack.host.base_url)
     kim, lee = Person(stack), Person(stack)
     own_day = (SOON + timedelta(days=2)).strftime("%Y-%m-%d")
     kim.stack.graph.create_event_as_person(

@@ -48,7 +48,7 @@ def _run(spans: list[Span], staff_id: str, trigger: str) -> Span | None:
         (
             s
             for s in spans
-            if s["name"] == "staff_sync"
+            if s["name"] == "staff_worker"
             and s["attributes"].get("staff_id") == staff_id
             and s["attributes"].get("trigger") == trigger
         ),
@@ -115,7 +115,7 @@ def test_an_outlook_change_is_one_trace_from_the_notification_to_the_busy_block(
     def notified_run_with_busy_block() -> Span | None:
         spans = read_spans(trace_file)
         for run in spans:
-            if run["name"] != "staff_sync" or run["attributes"].get("trigger") != "notification":
+            if run["name"] != "staff_worker" or run["attributes"].get("trigger") != "notification":
                 continue
             if run["attributes"].get("staff_id") != person.staff_id:
                 continue

@@ -40,6 +40,8 @@ var dataKeyKept = length(syncDataKey) == 44 && endsWith(syncDataKey, '=') && !en
 // 43 hexadecimal digits and '=' are the base64 of 32 bytes; two GUIDs give them about 166 random
 // bits (docs/deployment.md shows how to put a key of 256 random bits in place instead).
 var newDataKey = '${take(replace('${dataKeySeedA}${dataKeySeedB}', '-', ''), 43)}='
+@description('True: reachable only through the private endpoint of app/private-network.bicep; public network access off.')
+param vnetEnabled bool = false
 
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
@@ -55,7 +57,13 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
     enableSoftDelete: true
     softDeleteRetentionInDays: 90
     enablePurgeProtection: true
-    publicNetworkAccess: 'Enabled'
+    // The deployment writes the secrets through Azure Resource Manager, not the data plane, so
+    // it works with public network access off.
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
+    networkAcls: {
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
+      bypass: 'None'
+    }
   }
 
   resource webhookSecret 'secrets' = {

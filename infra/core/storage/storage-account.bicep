@@ -15,6 +15,9 @@ param queueNames array
 @description('Tables the service uses (sync/names.py TABLES).')
 param tableNames array
 
+@description('True: reachable only through the private endpoints of app/private-network.bicep; public network access off.')
+param vnetEnabled bool = false
+
 @allowed([
   'Standard_LRS'
   'Standard_ZRS'
@@ -39,12 +42,12 @@ resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
     allowCrossTenantReplication: false
     minimumTlsVersion: 'TLS1_2'
     supportsHttpsTrafficOnly: true
-    // Flex Consumption without a virtual network reaches storage over its public endpoint;
-    // access is still Entra-only (no keys, no SAS).
-    publicNetworkAccess: 'Enabled'
+    // Without a virtual network Flex Consumption reaches storage over its public endpoint, still
+    // with Entra ID only (no keys, no SAS); with one, only through the private endpoints.
+    publicNetworkAccess: vnetEnabled ? 'Disabled' : 'Enabled'
     networkAcls: {
-      defaultAction: 'Allow'
-      bypass: 'AzureServices'
+      defaultAction: vnetEnabled ? 'Deny' : 'Allow'
+      bypass: vnetEnabled ? 'None' : 'AzureServices'
     }
   }
 

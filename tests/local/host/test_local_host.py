@@ -18,6 +18,7 @@ from azure.core.exceptions import ResourceExistsError
 from azure.storage.queue import QueueClient
 
 from local.azurite import REPO_ROOT, Azurite
+from local.host.principal import DEFAULT_ROLES, LocalPrincipal
 from local.host_process import HostProcess
 from sync.content_cipher import new_data_key
 
@@ -119,6 +120,35 @@ def test_a_function_gets_the_invocations_trace_context_as_from_the_worker(
 def test_unknown_route_and_wrong_method(host: HostProcess) -> None:
     assert httpx.get(f"{host.base_url}/api/nowhere").status_code == 404
     assert httpx.delete(f"{host.base_url}/api/hello/world").status_code == 405
+
+
+def test_the_host_signs_callers_in_as_app_service_authentication_would(
+    host: HostProcess,
+) -> None:
+    forged = LocalPrincipal(("Sync.Operate",), object_id="11111111-1111-4111-8111-111111111111")
+    seen = httpx.get(
+        f"{host.base_url}/api/whoami",
+        headers={**forged.headers(), "X-MS-TOKEN-AAD-ACCESS-TOKEN": "forged"},
+    ).json()
+    # The default principal (LOCAL_PRINCIPAL_ROLES unset), never the caller's own headers.
+    assert seen["headers"] == LocalPrincipal(DEFAULT_ROLES).headers()
+    assert seen["authentication"] == "True"
+
+
+def test_with_no_principal_a_callers_identity_headers_are_dropped(
+    azurite: Azurite, events_file: Path
+) -> None:
+    env = {
+        **REQUIRED,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SAMPLE_EVENTS_FILE": str(events_file),
+        "SAMPLE_TIMER": "0 0 0 1 1 *",
+        "LOCAL_PRINCIPAL_ROLES": "none",
+    }
+    with HostProcess(env=env, script_root=SAMPLE_APP) as anonymous:
+        forged = LocalPrincipal(DEFAULT_ROLES).headers()
+        seen = httpx.get(f"{anonymous.base_url}/api/whoami", headers=forged).json()
+    assert seen == {"headers": {}, "authentication": "True"}
 
 
 def test_timer_fires_on_a_seconds_schedule(host: HostProcess, events_file: Path) -> None:

@@ -6,9 +6,13 @@ import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+from azure.core.credentials import AccessToken
+from azure.core.exceptions import ClientAuthenticationError
 from rich.console import Console
 
-from sync.ops.cli import counts_line, finished, parser, staff_table
+from sync.ops import signin
+from sync.ops.cli import counts_line, finished, main, parser, staff_table
 
 SINCE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -72,3 +76,30 @@ def test_arguments() -> None:
     assert parser().parse_args(["disconnect", "U-1"]).wait is None
     poison = parser().parse_args(["poison", "replay", "--staff", "U-1"])
     assert (poison.action, poison.staff) == ("replay", "U-1")
+
+
+def test_a_remote_app_without_an_audience_is_refused_before_any_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("SYNC_OPS_AUDIENCE", raising=False)
+    out = io.StringIO()
+    code = main(["--url", "https://func-x.azurewebsites.net", "status"], Console(file=out))
+    assert code == 2
+    assert "SYNC_OPS_AUDIENCE" in out.getvalue()
+
+
+class NoSignIn:
+    def get_token(self, *scopes: str, **_: object) -> AccessToken:
+        raise ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token\nmore")
+
+
+def test_a_failed_sign_in_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(signin, "credential", lambda **_: NoSignIn())
+    out = io.StringIO()
+    code = main(
+        ["--url", "https://func-x.invalid", "--audience", "api://x", "status"],
+        Console(file=out, width=300),
+    )
+    assert code == 2
+    assert "cannot sign in: DefaultAzureCredential failed to retrieve a token" in out.getvalue()
+    assert "more" not in out.getvalue()

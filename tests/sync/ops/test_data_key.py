@@ -17,10 +17,13 @@ from sync.errors import ContentUnreadable
 from sync.memory.storage import MemoryItemTable
 from sync.ops import cli
 from sync.ops.api import OpsApi
+from sync.ops.auth import Caller, Role
 from sync.ops.client import OpsClient
 from sync.ops.data_key import DataKeyRotation
 from sync.ports import StoredItem
 from tests.sync.payloads import appointment_at
+
+OPERATOR = Caller("0f9d3c1e-5a7b-4c2d-9e8f-123456789abc", frozenset({Role.OPERATE}))
 
 
 def item(coconut_id: str) -> DesiredItem:
@@ -95,7 +98,7 @@ async def test_the_api_answers_with_the_report() -> None:
     table = await table_with(["A-1"], [], [])
     api = OpsApi(None, None, None, DataKeyRotation(table, "k"))  # type: ignore[arg-type]
 
-    reply = await api.rotate_data_key()
+    reply = await api.rotate_data_key(caller=OPERATOR)
 
     assert reply.status == 200
     assert json.loads(reply.json()) == {
@@ -105,7 +108,8 @@ async def test_the_api_answers_with_the_report() -> None:
         "unreadable": [],
         "complete": True,
     }
-    unavailable = await OpsApi(None, None, None).rotate_data_key()  # type: ignore[arg-type]
+    no_rotation = OpsApi(None, None, None)  # type: ignore[arg-type]
+    unavailable = await no_rotation.rotate_data_key(caller=OPERATOR)
     assert (unavailable.status, unavailable.body["code"]) == (400, "bad_input")
 
 
@@ -118,7 +122,7 @@ def cli_against(answers: list[dict[str, Any]]) -> tuple[int, str, list[str]]:
         return httpx.Response(200, json=answers[min(len(calls), len(answers)) - 1])
 
     out = io.StringIO()
-    client = OpsClient("http://ops.test", "key", transport=httpx.MockTransport(answer))
+    client = OpsClient("http://ops.test", transport=httpx.MockTransport(answer))
     with client:
         runner = cli.Cli(client, Console(file=out, width=200), as_json=False)
         complete = runner.rotate_data_key()

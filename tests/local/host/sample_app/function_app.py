@@ -48,6 +48,20 @@ def invocation(req: func.HttpRequest, context: func.Context) -> func.HttpRespons
     )
 
 
+@app.route(route="whoami", methods=["GET"])
+def whoami(req: func.HttpRequest) -> func.HttpResponse:
+    """What App Service Authentication (here: the local host) told the function."""
+    return func.HttpResponse(
+        json.dumps(
+            {
+                "headers": {k: v for k, v in req.headers.items() if k.lower().startswith("x-ms-")},
+                "authentication": os.environ.get("WEBSITE_AUTH_ENABLED"),
+            }
+        ),
+        mimetype="application/json",
+    )
+
+
 @app.timer_trigger(schedule="%SAMPLE_TIMER%", arg_name="timer")
 def tick(timer: func.TimerRequest) -> None:
     record({"function": "tick", "past_due": timer.past_due})
