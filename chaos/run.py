@@ -395,7 +395,7 @@ class ChaosRun:
                 wanted.append((member, "Graph fails on one event", self.failing[1]))
         assert stack.host is not None
         checks = []
-        with OpsClient(stack.host.base_url, "chaos") as ops:
+        with OpsClient(stack.host.base_url) as ops:
             for member, cause, must_say in wanted:
                 try:
                     detail = ops.detail(member.staff_id)
