@@ -423,15 +423,6 @@ async def test_an_item_a_webhook_moves_while_the_listing_is_read_is_not_taken_aw
     assert repairs(host_log, jane.staff_id)["removed"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service bug: an unchanged item that a deletion on an earlier page shifts out of a live "
-        "listing is withdrawn (its event deleted, then made again with a new id by the next "
-        "listing, and both counted as lost webhooks): sync/listings.py withdraws whatever one "
-        "listing missed unless that very item was recorded after the listing began"
-    ),
-)
 async def test_an_item_a_deletion_shifts_out_of_the_listing_stays(
     stack: LocalStack, bank: Bank, ops: OpsClient, runs: Runs, host_log: Path, listing_race: None
 ) -> None:
@@ -460,15 +451,6 @@ async def test_an_item_a_deletion_shifts_out_of_the_listing_stays(
     assert repairs(host_log, jane.staff_id) == {"created": 0, "updated": 0, "removed": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service bug: when a request folds into a scheduled repair's run, the run's extra pass "
-        "reads the listings again and records its own (empty) repair over the first pass's, so "
-        "the ops detail never shows what the run mended (sync/worker.py `_passes` keeps the "
-        "request's reason for the extra pass; `_read_listings` writes the counts per pass)"
-    ),
-)
 async def test_the_ops_detail_shows_what_a_repair_mended_when_a_webhook_arrived_meanwhile(
     stack: LocalStack, bank: Bank, ops: OpsClient, host_log: Path, listing_race: None
 ) -> None:
