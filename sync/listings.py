@@ -11,7 +11,9 @@ be (`DesiredItemStore.record`: the highest revision wins, a deletion stays final
 An item the service holds as this staff member's, ending inside the listed window, that a
 complete listing no longer shows has left their calendar (deleted, or reassigned): it is
 withdrawn from them, unless a webhook recorded it after the listing began (the listing raced
-it). Items that ended before the window are never touched: they only fell out of the listing.
+it) or a second listing, read at once, shows it after all (a change while the pages were read
+shifted it out of them). Items that ended before the window are never touched: they only fell
+out of the listing.
 """
 
 from __future__ import annotations
@@ -101,11 +103,27 @@ class ListingReconciler:
     ) -> None:
         rows = await self._links.rows(staff_id)
         held = await self._items.load(r.item_key for r in rows if r.item_key not in listed)
-        for key, item in held.items():
-            if item is None or item.deleted or staff_id not in item.staff_ids:
-                continue
-            if item.resource is None or item.resource.end <= end_after:
-                continue  # ended before the window: only out of the listing, not gone
+        missing = {
+            key
+            for key, item in held.items()
+            if item is not None
+            and not item.deleted
+            and staff_id in item.staff_ids
+            and item.resource is not None
+            # Ended before the window: only out of the listing, not gone.
+            and item.resource.end > end_after
+        }
+        if missing:
+            # A change while the pages were read can shift an unchanged item out of them:
+            # what a second complete listing shows is not gone.
+            missing -= await self._listed_keys(staff_id, end_after)
+        for key in sorted(missing):
             if await self._items.withdraw(key, staff_id, listed_since=started):
                 repair.removed += 1
                 repair.staff_to_sync.add(staff_id)
+
+    async def _listed_keys(self, staff_id: str, end_after: datetime) -> set[str]:
+        appointments = await self._listings.appointments(staff_id, end_after=end_after)
+        absences = await self._listings.unavailabilities(staff_id, end_after=end_after)
+        resources: list[Appointment | Unavailability] = [*appointments, *absences]
+        return {delivery_key(_as_delivery(resource)) or "" for resource in resources}

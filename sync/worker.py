@@ -152,28 +152,32 @@ class StaffWorker:
                 delay, changes = _back_off(held.record, transient)
                 await held.give_up(changes)
                 await self._queue.send(request.retried(), delay_seconds=delay)
-                return RunReport("deferred"), str(transient), transient.status
+                graph_status = transient.status if transient.source == "graph" else None
+                return RunReport("deferred"), str(transient), graph_status
 
     async def _passes(self, request: StaffSyncRequest, held: HeldLease) -> RunReport:
-        current = request
+        current, first = request, True
         for _ in range(MAX_PASSES):
-            report = await self._pass(current, held.record)
+            report = await self._pass(current, held.record, first=first)
             if await held.finish_pass(report.changes):
                 if report.retry_in is not None:
                     # Failing items are due then: one request for them (the timer is later).
                     retry = StaffSyncRequest(staff_id=request.staff_id, reason="retry")
                     await self._queue.send(retry, delay_seconds=report.retry_in)
                 return report
-            # Someone asked for a sync while this pass ran: one more (incremental) pass.
+            # Someone asked for a sync while this pass ran: one more (incremental) pass. It
+            # stands for the requests folded in, not for this one's special work (a resync's
+            # drift check, a repair's listing read: `_pass` reads listings on a first pass only).
             current = request.model_copy(update={"full": False, "action": "sync"})
+            first = False
         await self._queue.send(request.retried())
         return report
 
     async def _defer_while_leased(self, request: StaffSyncRequest, until: datetime) -> None:
         """The holder makes one more pass before letting go; a wake-up at the lease's end covers
-        a holder that died. Full and disconnect requests (rare, and not what a plain pass does)
-        keep their own message and try again shortly."""
-        if request.action != "sync" or request.full:
+        a holder that died. Requests for more than a plain pass (full, disconnect, the scheduled
+        repair) keep their own message and try again shortly."""
+        if _special(request):
             await self._queue.send(request.retried(), delay_seconds=SPECIAL_RETRY_SECONDS)
             return
         wake = max(until, datetime.now(UTC)) + timedelta(seconds=1)
@@ -181,7 +185,9 @@ class StaffWorker:
         if await self._lease.request_rerun(request.staff_id, wake):
             await self._queue.send(request.retried(), delay_seconds=delay)
 
-    async def _pass(self, request: StaffSyncRequest, record: StaffRecord) -> RunReport:
+    async def _pass(
+        self, request: StaffSyncRequest, record: StaffRecord, *, first: bool = True
+    ) -> RunReport:
         staff_id = request.staff_id
         if request.action == "disconnect":
             # Only while still wanted: a reconnect since the request cancels it.
@@ -195,7 +201,7 @@ class StaffWorker:
                 "disabled", "Disabled", "calendar sync is off for this staff member in Coconut"
             )
         listed = StaffChanges()
-        if self._listings is not None and _reads_listings(request, record):
+        if first and self._listings is not None and _reads_listings(request, record):
             listed = await self._read_listings(request, record)
         rows = await self._links.rows(staff_id)
         now = datetime.now(UTC)
@@ -357,7 +363,7 @@ class StaffWorker:
         others = repair.staff_to_sync - {staff_id}
         if others:
             await self._queue.request_sync(others, "reconcile")
-        if request.reason != "reconcile" or record.listing.listed_at is None:
+        if request.reason != "reconcile" or record.listing.listed_at is None or record.listing.due:
             return StaffChanges(listing=Listing(listed_at=now, due=False))
         # A scheduled repair: what it mended are webhooks that never arrived.
         count_lost_webhooks_repaired(repair.created, repair.updated, repair.removed)
@@ -559,11 +565,16 @@ def _ms_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds() * 1000
 
 
+def _special(request: StaffSyncRequest) -> bool:
+    """A request for more than a plain pass: not folded into another run, never dropped."""
+    return request.action != "sync" or request.full or request.reason == "reconcile"
+
+
 def _coalesced_while_throttled(request: StaffSyncRequest, record: StaffRecord) -> bool:
     """While Graph throttles the mailbox a retry is already on the queue for the end of the wait;
     plain sync requests arriving before then add nothing to it (the work they stand for is in
     storage: pending rows and the delta link) and are dropped."""
-    if request.action != "sync" or request.full:
+    if _special(request):
         return False
     until = record.outcome.throttled_until
     return until is not None and until > datetime.now(UTC)

@@ -6,6 +6,7 @@ records and the ops detail."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import re
 import threading
@@ -16,12 +17,15 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from rich.console import Console
+
 from local.coconut_emulator.webhooks import payloads
 from local.coconut_emulator.webhooks.coconut import Coconut
 from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.coconut_emulator.webhooks.payloads import Envelope, StaffRef
 from local.graph_emulator.server import GraphEmulator
 from local.stack import WEBHOOK_SECRET, LocalStack
+from sync.ops import cli
 from sync.ops.client import OpsClient, OpsRefused
 from tests.integration.conftest import deliver, events_by_key
 from tests.integration.realities import answers
@@ -195,6 +199,18 @@ async def command(ops: OpsClient, staff_id: str, name: str) -> dict[str, Any]:
                 raise
             await asyncio.sleep(0.5)
     return ops.command(staff_id, name)
+
+
+async def shown_on_the_command_line(stack: LocalStack, staff_id: str) -> str:
+    """What `python -m sync.ops show <staff_id>` prints (run on a thread: it is synchronous)."""
+    assert stack.host is not None, "the stack is not started"
+    out = io.StringIO()
+    argv = ["--url", stack.host.base_url, "show", staff_id]
+    code = await asyncio.to_thread(
+        cli.main, argv, Console(file=out, width=200, force_terminal=False)
+    )
+    assert code == 0, out.getvalue()
+    return out.getvalue()
 
 
 # --- the worker's runs, from the spans ------------------------------------------------------------

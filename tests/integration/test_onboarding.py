@@ -12,9 +12,10 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -44,6 +45,7 @@ from tests.integration.source_of_truth import (
     records,
     repairs,
     sender_model,
+    shown_on_the_command_line,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,6 +60,7 @@ STAFF_LEASE = 10
 # Inside the import window (a day before the first sync to 180 days ahead).
 SOON = (datetime.now(UTC) + timedelta(days=7)).replace(hour=15, minute=0, second=0, microsecond=0)
 WITHIN = 45.0
+TORONTO = ZoneInfo("America/Toronto")  # the zone Coconut's items are written in here
 
 
 @pytest.fixture(scope="module")
@@ -137,22 +140,22 @@ async def test_a_new_staff_member_finds_in_outlook_what_coconut_already_holds(
     coconut.cancel(item_id(cancelled))
     deleted = book(coconut, [jane], SOON + timedelta(days=4))
     coconut.delete(item_id(deleted))
-    vacation_start = (SOON + timedelta(days=14)).replace(hour=5)  # midnight in Toronto
+    first_day = (SOON + timedelta(days=14)).astimezone(TORONTO).date()
     vacation = coconut.record_absence(
         staff=jane.ref,
-        start=vacation_start,
-        end=vacation_start + timedelta(days=5),
+        start=datetime.combine(first_day, time(), TORONTO),  # midnight to midnight, Toronto
+        end=datetime.combine(first_day + timedelta(days=5), time(), TORONTO),
         title="Vacation",
         all_day=True,
     )
     now = datetime.now(UTC).replace(microsecond=0)
-    ended_this_morning = book(coconut, [jane], now - timedelta(hours=4))
+    ended_hours_ago = book(coconut, [jane], now - timedelta(hours=4))
     ended_last_week = book(coconut, [jane], now - timedelta(days=7))
 
     jane.join()
     omar.join()
 
-    expected = {key(booked), key(virtual), key(team), key(vacation), key(ended_this_morning)}
+    expected = {key(booked), key(virtual), key(team), key(vacation), key(ended_hours_ago)}
     await eventually(lambda: set(jane.events()) == expected, within=WITHIN)
     await eventually(lambda: set(omar.events()) == {key(team)}, within=WITHIN)
     await listed(ops, jane)
@@ -204,6 +207,9 @@ async def test_a_booking_whose_webhook_was_lost_arrives_with_the_scheduled_repai
     assert datetime.fromisoformat(shown["repaired_at"]) > booked_at
     assert (shown["repaired_updated"], shown["repaired_removed"]) == (0, 0)
     assert repairs(host_log, jane.staff_id) == {"created": 1, "updated": 0, "removed": 0}
+    printed = await shown_on_the_command_line(stack, jane.staff_id)
+    for row in ("listed_at", "repaired_at", "repaired_created", "repaired_updated"):
+        assert row in printed
     assert await deliver(stack, lost) == [202], "the webhook, late: a duplicate"
 
 
@@ -373,7 +379,7 @@ def listing_race(stack: LocalStack) -> Iterator[None]:
     stack.coconut.state.listings.clear()
 
 
-async def crowded(stack: LocalStack, bank: Bank, ops: OpsClient) -> tuple[Banker, Coconut]:
+def crowded(stack: LocalStack, bank: Bank) -> tuple[Banker, Coconut]:
     """A staff member whose listing has two pages: 100 cancelled appointments first."""
     jane = bank.hire("Jane", on_roster=False)
     coconut = record_model(stack)
@@ -384,7 +390,7 @@ async def crowded(stack: LocalStack, bank: Bank, ops: OpsClient) -> tuple[Banker
 async def test_an_item_a_webhook_moves_while_the_listing_is_read_is_not_taken_away(
     stack: LocalStack, bank: Bank, ops: OpsClient, runs: Runs, host_log: Path, listing_race: None
 ) -> None:
-    jane, coconut = await crowded(stack, bank, ops)
+    jane, coconut = crowded(stack, bank)
     moving = book(coconut, [jane], SOON + timedelta(days=1))  # the listing's second page
     jane.join()
     await eventually(lambda: set(jane.events()) == {key(moving)}, within=WITHIN)
@@ -417,19 +423,10 @@ async def test_an_item_a_webhook_moves_while_the_listing_is_read_is_not_taken_aw
     assert repairs(host_log, jane.staff_id)["removed"] == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service bug: an unchanged item that a deletion on an earlier page shifts out of a live "
-        "listing is withdrawn (its event deleted, then made again with a new id by the next "
-        "listing, and both counted as lost webhooks): sync/listings.py withdraws whatever one "
-        "listing missed unless that very item was recorded after the listing began"
-    ),
-)
 async def test_an_item_a_deletion_shifts_out_of_the_listing_stays(
     stack: LocalStack, bank: Bank, ops: OpsClient, runs: Runs, host_log: Path, listing_race: None
 ) -> None:
-    jane, coconut = await crowded(stack, bank, ops)
+    jane, coconut = crowded(stack, bank)
     staying = book(coconut, [jane], SOON + timedelta(days=1))  # the listing's second page
     jane.join()
     await eventually(lambda: set(jane.events()) == {key(staying)}, within=WITHIN)
@@ -454,19 +451,10 @@ async def test_an_item_a_deletion_shifts_out_of_the_listing_stays(
     assert repairs(host_log, jane.staff_id) == {"created": 0, "updated": 0, "removed": 0}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "service bug: when a request folds into a scheduled repair's run, the run's extra pass "
-        "reads the listings again and records its own (empty) repair over the first pass's, so "
-        "the ops detail never shows what the run mended (sync/worker.py `_passes` keeps the "
-        "request's reason for the extra pass; `_read_listings` writes the counts per pass)"
-    ),
-)
 async def test_the_ops_detail_shows_what_a_repair_mended_when_a_webhook_arrived_meanwhile(
     stack: LocalStack, bank: Bank, ops: OpsClient, host_log: Path, listing_race: None
 ) -> None:
-    jane, coconut = await crowded(stack, bank, ops)
+    jane, coconut = crowded(stack, bank)
     booked = book(coconut, [jane], SOON)  # the listing's second page
     jane.join()
     await eventually(lambda: key(booked) in jane.events(), within=WITHIN)
@@ -512,7 +500,7 @@ async def test_the_ops_detail_shows_what_a_repair_mended_when_a_webhook_arrived_
 async def test_a_listing_coconut_fails_halfway_through_withdraws_nothing(
     stack: LocalStack, bank: Bank, ops: OpsClient, host_log: Path
 ) -> None:
-    jane, coconut = await crowded(stack, bank, ops)
+    jane, coconut = crowded(stack, bank)
     kept = book(coconut, [jane], SOON + timedelta(days=1))  # the listing's second page
     away = coconut.record_absence(
         staff=jane.ref, start=SOON, end=SOON + timedelta(hours=3), title="Training"

@@ -124,6 +124,7 @@ def test_metric_names_are_the_ones_the_alerts_and_workbook_query() -> None:
     instruments.queue_age.record(15.0, {"trigger": "webhook"})
     instruments.staff_by_status.replace([(2, {"status": "Error"})])
     instruments.poison_queue_length.replace([(0, {})])
+    instruments.lost_webhooks_repaired.add(1, {"kind": "updated"})
     assert set(_points(reader)) == METRICS
 
 
