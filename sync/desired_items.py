@@ -68,7 +68,8 @@ class DesiredItemStore:
             decision = decide(recorded, delivery)
             if decision.outcome != "accepted" or decision.record is None:
                 if decision.reconcile_staff:
-                    await self._links.mark_pending(decision.reconcile_staff, key)
+                    ends = recorded.ends_at if recorded is not None else None
+                    await self._links.mark_pending(decision.reconcile_staff, key, ends=ends)
                 return RecordResult(decision.outcome, decision.reconcile_staff)
             record = decision.record.model_copy(update={"recorded_at": datetime.now(UTC)})
             if not await self._commit(record, etag, decision.reconcile_staff):
@@ -96,10 +97,10 @@ class DesiredItemStore:
 
     async def _commit(self, record: DesiredItem, etag: str | None, staff: frozenset[str]) -> bool:
         """Swap the record in, marking the staff to reconcile before and after the commit."""
-        await self._links.mark_pending(staff, record.key)
+        await self._links.mark_pending(staff, record.key, ends=record.ends_at)
         if not await self._table.swap(record, etag):
             return False
         # Marked again after the commit: a run that saw the first mark but read the item
         # before this commit cannot then clear the mark (its ETag swap fails).
-        await self._links.mark_pending(staff, record.key)
+        await self._links.mark_pending(staff, record.key, ends=record.ends_at)
         return True

@@ -101,7 +101,7 @@ class ListingReconciler:
         started: datetime,
         repair: ListingRepair,
     ) -> None:
-        rows = await self._links.rows(staff_id)
+        rows = await self._links.current(staff_id, end_after)
         held = await self._items.load(r.item_key for r in rows if r.item_key not in listed)
         missing = {
             key

@@ -191,9 +191,38 @@ class ItemLinks(Protocol):
     A delivery marks a row pending; a run clears the mark by ETag compare-and-swap, so a change
     that lands during the run keeps its row pending for the next one."""
 
-    async def mark_pending(self, staff_ids: Iterable[str], item_key: str) -> None: ...
+    async def mark_pending(
+        self, staff_ids: Iterable[str], item_key: str, *, ends: datetime | None = None
+    ) -> None:
+        """Mark the item's row pending in each partition; `ends` is when the item ends (None:
+        unknown, and the row is then in every bounded read)."""
+        ...
 
-    async def rows(self, staff_id: str) -> list[StaffItemRow]: ...
+    async def rows(self, staff_id: str) -> list[StaffItemRow]:
+        """The whole partition: for the rare readers that need every item (disconnect, ops)."""
+        ...
+
+    # A pass's reads never grow with the staff member's history (docs/architecture.md):
+
+    async def pending(self, staff_id: str) -> list[StaffItemRow]:
+        """The rows waiting for a run (pending, or an unconfirmed create)."""
+        ...
+
+    async def current(self, staff_id: str, ending_after: datetime) -> list[StaffItemRow]:
+        """The rows of items that end after `ending_after`, and every row waiting for a run."""
+        ...
+
+    async def with_events(self, staff_id: str, event_ids: Iterable[str]) -> list[StaffItemRow]:
+        """The rows whose link names one of these Graph events."""
+        ...
+
+    async def written_after(self, staff_id: str, round_mark: str) -> list[StaffItemRow]:
+        """The rows whose event was last written after that delta round (`WrittenAfter`)."""
+        ...
+
+    async def failing(self, staff_id: str) -> list[StaffItemRow]:
+        """The rows whose item keeps failing."""
+        ...
 
     async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
         """Write the link; with `done`, also clear the pending mark (unless the row changed

@@ -56,9 +56,12 @@ from typing import Final, Literal
 from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, without_content
 from sync.ports import ItemLinks, ItemTable, StaffStore, StoredItem
+from sync.settings import DEFAULT_CONTENT_RETENTION_DAYS
 
 log = logging.getLogger("sync.retention")
 
+# Content is kept this long after its item ended, unless SYNC_CONTENT_RETENTION_DAYS says.
+DEFAULT_RETENTION: Final = timedelta(days=DEFAULT_CONTENT_RETENTION_DAYS)
 # Coconut retries a webhook for up to 24 hours; a tombstone outlives its record by this much.
 TOMBSTONE_HORIZON: Final = timedelta(days=7)
 # Records written or removed at once.

@@ -80,6 +80,7 @@ class Services:
             calendar=calendar,
             queue=queue,
             importer=BusyTimeImporter(calendar, coconut, settings.sync_horizon_days),
+            retention=timedelta(days=settings.sync_content_retention_days),
             subscriptions=subscriptions,
             disconnect=StaffDisconnect(calendar, links, coconut, subscriptions, retention),
             listings=ListingReconciler(coconut, items, links),

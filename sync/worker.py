@@ -27,7 +27,7 @@ from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import Permanent, Retryable
 from sync.export.calendar_writer import CalendarWriter, ExportOutcome, is_mailbox_wide
 from sync.graph.errors import MailboxUnreachable
-from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent
+from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent, OwnEvents
 from sync.lease import HeldLease, LeaseHeld, StaffLease
 from sync.listings import ListingReconciler
 from sync.ops.disconnect import StaffDisconnect
@@ -41,6 +41,7 @@ from sync.ports import (
     StaffStore,
     WorkQueue,
 )
+from sync.retention import DEFAULT_RETENTION, oldest_listed_end
 from sync.staff_record import (
     Listing,
     Mailbox,
@@ -114,6 +115,7 @@ class StaffWorker:
         subscriptions: ChangeSubscriptions | None = None,
         disconnect: StaffDisconnect | None = None,
         listings: ListingReconciler | None = None,
+        retention: timedelta = DEFAULT_RETENTION,
     ) -> None:
         self._staff = staff
         self._lease = lease
@@ -125,6 +127,7 @@ class StaffWorker:
         self._subscriptions = subscriptions
         self._disconnect = disconnect
         self._listings = listings
+        self._retention = retention
         self._writer = CalendarWriter(links, calendar)
 
     async def run(self, request: StaffSyncRequest) -> RunReport:
@@ -203,8 +206,13 @@ class StaffWorker:
         listed = StaffChanges()
         if first and self._listings is not None and _reads_listings(request, record):
             listed = await self._read_listings(request, record)
-        rows = await self._links.rows(staff_id)
         now = datetime.now(UTC)
+        # Only what the pass needs, never the whole history: the rows waiting for a run, and
+        # for a full pass those of the items still inside the working window.
+        if request.full:
+            rows = await self._links.current(staff_id, self._window_start(record, now))
+        else:
+            rows = await self._links.pending(staff_id)
         if request.reason == "reconcile" and not any(
             (r.pending or r.link.pending_create) and r.due(now) for r in rows
         ):
@@ -311,12 +319,16 @@ class StaffWorker:
     ) -> StaffChanges:
         """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired."""
         assert self._importer is not None
-        rows = await self._links.rows(staff_id)  # links as the export left them
-        own = {
-            row.link.event_id: OwnEvent(row.item_key, row.link.change_key, row.link.written_after)
-            for row in rows
-            if row.link.event_id
-        }
+        window_start = self._window_start(record, datetime.now(UTC))
+        rows = await self._links.current(staff_id, window_start)  # as the export left them
+        own = _own_events(rows)
+        older: list[StaffItemRow] = []
+
+        async def look_up(event_ids: set[str]) -> dict[str, OwnEvent]:
+            found = await self._links.with_events(staff_id, event_ids)
+            older.extend(found)
+            return _own_events(found)
+
         # A create whose answer was lost made an event no link names yet: found by its
         # Coconut id, so that it is not imported back as the staff member's own busy time.
         for row in rows:
@@ -329,22 +341,30 @@ class StaffWorker:
                     continue  # this item's own trouble: its row already says so
                 for event in found:
                     own[event.id] = OwnEvent(row.item_key, None)
+        event_count = len(own)
         cursor = record.cursor
         if record.mailbox.user_id and record.mailbox.user_id != user.id:
             # The e-mail now names another Microsoft 365 user: the old mailbox's delta link
             # says nothing about this one.
             cursor = cursor.model_copy(update={"delta_link": ""})
-        outcome = await self._importer.run(staff_id, user, cursor, own, full=full)
+        own_events = OwnEvents(own, since=window_start, look_up=look_up)
+        outcome = await self._importer.run(staff_id, user, cursor, own_events, full=full)
         drifted = {**outcome.drifted, **await self._unseen(staff_id, outcome)}
         if drifted:
             # Read after the rows, like the export: a change that lands meanwhile keeps its
             # row pending instead of being overwritten by an older state.
             fresh = await self._items.load(drifted)
             await self._writer.repair_drift(
-                staff_id, user, rows, fresh, drifted, round_mark=outcome.cursor.round_mark
+                staff_id,
+                user,
+                [*rows, *older],
+                fresh,
+                drifted,
+                round_mark=outcome.cursor.round_mark,
             )
-        # Counted from the links themselves: exact whatever passes ran before.
-        return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=len(own)))
+        # Counted from the links themselves (the working window's events): exact whatever
+        # passes ran before.
+        return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=event_count))
 
     async def _read_listings(self, request: StaffSyncRequest, record: StaffRecord) -> StaffChanges:
         """Record the staff member's listings from Coconut (onboarding, or the scheduled
@@ -354,7 +374,7 @@ class StaffWorker:
         now = datetime.now(UTC)
         try:
             repair = await self._listings.reconcile(
-                staff_id, end_after=listing_window_start(record)
+                staff_id, end_after=self._window_start(record, now)
             )
         except UnknownCoconutUser:
             # Coconut has no such user (any more): nothing listed, so nothing to withdraw
@@ -383,7 +403,7 @@ class StaffWorker:
         """The items that keep failing, as the rows now say (read again only if any do)."""
         if not export.failed and not any(r.failure for r in rows):
             return {}
-        now_rows = await self._links.rows(staff_id)
+        now_rows = await self._links.failing(staff_id)
         return {r.item_key: r.failure for r in now_rows if r.failure is not None}
 
     async def _unseen(self, staff_id: str, outcome: ImportOutcome) -> dict[str, None]:
@@ -400,6 +420,9 @@ class StaffWorker:
             and item.resource is not None
             and item.resource.end > outcome.window_start
         }
+
+    def _window_start(self, record: StaffRecord, now: datetime) -> datetime:
+        return working_window_start(record, now, self._retention)
 
     async def _mailbox(self, staff_id: str, email: str, record: StaffRecord) -> MailboxUser | None:
         now = datetime.now(UTC)
@@ -545,10 +568,22 @@ def _reads_listings(request: StaffSyncRequest, record: StaffRecord) -> bool:
     )
 
 
-def listing_window_start(record: StaffRecord) -> datetime:
-    """Items that end after the calendar's initialisation minus one day, as the import."""
-    initialised = record.cursor.initialised_at or datetime.now(UTC)
-    return initialised - timedelta(days=1)
+def working_window_start(record: StaffRecord, now: datetime, retention: timedelta) -> datetime:
+    """The items a full pass, onboarding and the scheduled repair work on end after this: the
+    calendar's initialisation minus one day (as the import), but never further back than the
+    content retention. Older items are history: no content is kept to write them, and a
+    listing that reached further back would bring purged content back (`sync.retention`)."""
+    initialised = record.cursor.initialised_at or now
+    return max(initialised - timedelta(days=1), oldest_listed_end(now, retention))
+
+
+def _own_events(rows: list[StaffItemRow]) -> dict[str, OwnEvent]:
+    """The events the export wrote, by Graph event id, as the rows name them."""
+    return {
+        row.link.event_id: OwnEvent(row.item_key, row.link.change_key, row.link.written_after)
+        for row in rows
+        if row.link.event_id
+    }
 
 
 def _zone_note(user: MailboxUser) -> str:

@@ -170,6 +170,14 @@ def _instant(value: object) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def event_end(item: Mapping[str, Any]) -> datetime | None:
+    """When a delta item's event ends (None: not said, or not readable)."""
+    try:
+        return _instant(item.get("end"))
+    except _Unreadable:
+        return None
+
+
 def classify(
     item: Mapping[str, Any], *, window_start: datetime, own_event_ids: Container[str]
 ) -> ImportDecision:

@@ -16,7 +16,7 @@ of Coconut-owned events are noticed (`OwnEventChange`), which the export repairs
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -26,6 +26,7 @@ from sync.errors import DeltaExpired
 from sync.imports.busy_time import (
     BusyBlock,
     classify,
+    event_end,
     external_id_for,
     net_changes,
     plan_full_resync,
@@ -46,6 +47,38 @@ class OwnEvent:
     change_key: str | None
     # The delta round completed when the export last wrote it (`ImportCursor.round_mark`).
     written_after: str = ""
+
+
+@dataclass(frozen=True)
+class OwnEvents:
+    """The service's own events in one mailbox, as a round needs them: those of the items that
+    end after `since` (read at once), and older ones looked up by event id only when a round
+    lists one, so that a round's cost does not grow with the staff member's history."""
+
+    current: Mapping[str, OwnEvent]
+    since: datetime | None = None  # None: `current` holds every own event
+    look_up: Callable[[set[str]], Awaitable[Mapping[str, OwnEvent]]] | None = None
+
+    async def among(self, items: list[dict[str, Any]]) -> dict[str, OwnEvent]:
+        """`current`, and the own events among the listed items that end before `since` (an
+        Outlook edit of an old appointment's event is still not imported as busy time)."""
+        known = dict(self.current)
+        if self.since is None or self.look_up is None:
+            return known
+        # A day's margin: an all-day event's end in the mailbox's zone is not the item's.
+        bound = self.since + timedelta(days=1)
+        older = {
+            event_id
+            for item in items
+            if isinstance(event_id := item.get("id"), str)
+            and event_id not in known
+            and "@removed" not in item
+            and (ends := event_end(item)) is not None
+            and ends <= bound
+        }
+        if older:
+            known.update(await self.look_up(older))
+        return known
 
 
 @dataclass
@@ -82,7 +115,7 @@ class BusyTimeImporter:
         staff_id: str,
         user: MailboxUser,
         cursor: ImportCursor,
-        own_events: Mapping[str, OwnEvent],
+        own: OwnEvents,
         *,
         full: bool = False,
     ) -> ImportOutcome:
@@ -92,12 +125,12 @@ class BusyTimeImporter:
         started = cursor.round_started_at
         stale_round = started is None or now - started > ROUND_LIFETIME
         if full or not cursor.delta_link or stale_round:
-            return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
+            return await self._full_round(staff_id, user, initialised_at, window, own, now)
         try:
-            return await self._incremental(staff_id, user, cursor, window, own_events)
+            return await self._incremental(staff_id, user, cursor, window, own)
         except DeltaExpired:
             # Graph forgot the token: start a fresh round over the whole window.
-            return await self._full_round(staff_id, user, initialised_at, window, own_events, now)
+            return await self._full_round(staff_id, user, initialised_at, window, own, now)
 
     async def forget_own(self, staff_id: str, event_ids: list[str]) -> None:
         """No busy blocks for events that turned out to be the service's own (a create whose
@@ -111,9 +144,10 @@ class BusyTimeImporter:
         user: MailboxUser,
         cursor: ImportCursor,
         window: tuple[datetime, datetime],
-        own_events: Mapping[str, OwnEvent],
+        own: OwnEvents,
     ) -> ImportOutcome:
         items, delta_link = await self._read_round(user, cursor.delta_link, None)
+        own_events = await own.among(items)
         changes = net_changes(
             classify(i, window_start=window[0], own_event_ids=own_events) for i in items
         )
@@ -137,10 +171,11 @@ class BusyTimeImporter:
         user: MailboxUser,
         initialised_at: datetime,
         window: tuple[datetime, datetime],
-        own_events: Mapping[str, OwnEvent],
+        own: OwnEvents,
         now: datetime,
     ) -> ImportOutcome:
         items, delta_link = await self._read_round(user, None, window)
+        own_events = await own.among(items)
         changes = net_changes(
             classify(i, window_start=window[0], own_event_ids=own_events) for i in items
         )

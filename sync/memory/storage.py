@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from sync.desired_state import DesiredItem, readable_part
 from sync.errors import ConcurrentUpdate, ContentUnreadable
@@ -107,6 +108,16 @@ class _LinkRow:
     pending: bool
     etag: str
     failure: ItemFailure | None = None
+    ends: datetime | None = None  # None: unknown, in every bounded read
+
+
+# A row a merge brings back after it was deleted has no end column: no bound reads it (unless
+# it waits for a run), as in Table Storage, where a filter on a missing column is false.
+_NO_ENDS: Final = datetime.min.replace(tzinfo=UTC)
+
+
+def _waiting(row: _LinkRow) -> bool:
+    return row.pending or row.link.pending_create
 
 
 class MemoryItemLinks:
@@ -117,21 +128,46 @@ class MemoryItemLinks:
         self._etags = _Etags()
         self.partitions: dict[str, dict[str, _LinkRow]] = {}
 
-    async def mark_pending(self, staff_ids: Iterable[str], item_key: str) -> None:
+    async def mark_pending(
+        self, staff_ids: Iterable[str], item_key: str, *, ends: datetime | None = None
+    ) -> None:
         for staff_id in sorted(set(staff_ids)):
             self._faults.check(STORAGE)
             rows = self.partitions.setdefault(staff_id, {})
             row = rows.get(item_key)
             if row is None:
-                rows[item_key] = _LinkRow(EventLink(item_key=item_key), True, self._etags.new())
+                link = EventLink(item_key=item_key)
+                rows[item_key] = _LinkRow(link, True, self._etags.new(), ends=ends)
             else:
-                row.pending, row.etag = True, self._etags.new()
+                row.pending, row.etag, row.ends = True, self._etags.new(), ends
 
     async def rows(self, staff_id: str) -> list[StaffItemRow]:
+        return self._select(staff_id, lambda _row: True)
+
+    async def pending(self, staff_id: str) -> list[StaffItemRow]:
+        return self._select(staff_id, _waiting)
+
+    async def current(self, staff_id: str, ending_after: datetime) -> list[StaffItemRow]:
+        return self._select(
+            staff_id, lambda r: r.ends is None or r.ends > ending_after or _waiting(r)
+        )
+
+    async def with_events(self, staff_id: str, event_ids: Iterable[str]) -> list[StaffItemRow]:
+        wanted = set(event_ids)
+        return self._select(staff_id, lambda r: r.link.event_id in wanted)
+
+    async def written_after(self, staff_id: str, round_mark: str) -> list[StaffItemRow]:
+        return self._select(staff_id, lambda r: r.link.written_after == round_mark)
+
+    async def failing(self, staff_id: str) -> list[StaffItemRow]:
+        return self._select(staff_id, lambda r: r.failure is not None)
+
+    def _select(self, staff_id: str, wanted: Callable[[_LinkRow], bool]) -> list[StaffItemRow]:
         self._faults.check(STORAGE)
         return [
             StaffItemRow(staff_id, row.link, row.pending, row.etag, failure=row.failure)
             for row in self.partitions.get(staff_id, {}).values()
+            if wanted(row)
         ]
 
     async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
@@ -140,12 +176,19 @@ class MemoryItemLinks:
         current = rows.get(link.item_key)
         failure = None if done or current is None else current.failure
         if not row.keep_pending and current is not None and current.etag == row.etag:
-            written = _LinkRow(link, current.pending and not done, self._etags.new(), failure)
+            written = replace(
+                current,
+                link=link,
+                pending=current.pending and not done,
+                etag=self._etags.new(),
+                failure=failure,
+            )
             rows[link.item_key] = written
             return StaffItemRow(row.staff_id, link, row.pending and not done, written.etag)
         # Changed since read (a newer delivery): write the link, never clear the mark.
         pending = current.pending if current is not None else False
-        kept = _LinkRow(link, pending, self._etags.new(), failure)
+        ends = current.ends if current is not None else _NO_ENDS
+        kept = _LinkRow(link, pending, self._etags.new(), failure, ends)
         rows[link.item_key] = kept
         return StaffItemRow(row.staff_id, link, True, kept.etag, keep_pending=True)
 
@@ -155,7 +198,8 @@ class MemoryItemLinks:
         current = rows.get(row.item_key)
         # A row deleted meanwhile comes back bare, as a merge into Table Storage writes it.
         link = current.link if current is not None else EventLink(item_key=row.item_key)
-        rows[row.item_key] = _LinkRow(link, True, self._etags.new(), failure)
+        ends = current.ends if current is not None else _NO_ENDS
+        rows[row.item_key] = _LinkRow(link, True, self._etags.new(), failure, ends)
 
     async def forget(self, row: StaffItemRow) -> bool:
         self._faults.check(STORAGE)

@@ -57,4 +57,5 @@ class MemoryWorld:
                 self.calendar, self.links, self.coconut, None, self.retention
             ),
             listings=ListingReconciler(self.coconut, self.items, self.links),
+            retention=timedelta(days=self.retention_days),
         )

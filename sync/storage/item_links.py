@@ -25,6 +25,13 @@ from sync.ports import ItemFailure, StaffItemRow
 from sync.storage.account import StorageAccount, guarded
 from sync.storage.keys import from_table_key, table_key
 
+# When an item whose end is unknown ends, as stored: after every bound a pass reads from.
+ENDS_UNKNOWN: Final = datetime(9999, 12, 31, tzinfo=UTC)
+# Rows a run has work for.
+_WAITING: Final = "Pending eq true or PendingCreate eq true"
+# Table Storage allows 15 comparisons per filter: the partition key and 14 event ids.
+_IDS_PER_QUERY: Final = 14
+
 
 def _link_fields(link: EventLink) -> dict[str, Any]:
     return {
@@ -77,7 +84,9 @@ class TableItemLinks:
     def __init__(self, account: StorageAccount) -> None:
         self._table = account.table(STAFF_ITEMS_TABLE)
 
-    async def mark_pending(self, staff_ids: Iterable[str], item_key: str) -> None:
+    async def mark_pending(
+        self, staff_ids: Iterable[str], item_key: str, *, ends: datetime | None = None
+    ) -> None:
         """Flag the item for reconcile in each staff member's partition (merge: links survive)."""
         now = datetime.now(UTC)
 
@@ -87,14 +96,48 @@ class TableItemLinks:
                 "RowKey": table_key(item_key),
                 "Pending": True,
                 "PendingAt": now,
+                "Ends": ends or ENDS_UNKNOWN,
             }
             await guarded(lambda: self._table.upsert_entity(entity, mode=UpdateMode.MERGE))
 
         await all_settled(mark(staff_id) for staff_id in sorted(set(staff_ids)))
 
     async def rows(self, staff_id: str) -> list[StaffItemRow]:
+        return await self._query(staff_id, "", {})
+
+    async def pending(self, staff_id: str) -> list[StaffItemRow]:
+        return await self._query(staff_id, _WAITING, {})
+
+    async def current(self, staff_id: str, ending_after: datetime) -> list[StaffItemRow]:
+        return await self._query(staff_id, f"Ends gt @after or {_WAITING}", {"after": ending_after})
+
+    async def with_events(self, staff_id: str, event_ids: Iterable[str]) -> list[StaffItemRow]:
+        wanted = sorted(set(event_ids))
+        chunks = [wanted[i : i + _IDS_PER_QUERY] for i in range(0, len(wanted), _IDS_PER_QUERY)]
+
+        async def chunk(ids: list[str]) -> list[StaffItemRow]:
+            names = {f"e{n}": event_id for n, event_id in enumerate(ids)}
+            return await self._query(
+                staff_id, " or ".join(f"EventId eq @{n}" for n in names), names
+            )
+
+        found = await all_settled(chunk(ids) for ids in chunks)
+        return [row for rows in found for row in rows]
+
+    async def written_after(self, staff_id: str, round_mark: str) -> list[StaffItemRow]:
+        return await self._query(staff_id, "WrittenAfter eq @mark", {"mark": round_mark})
+
+    async def failing(self, staff_id: str) -> list[StaffItemRow]:
+        return await self._query(staff_id, "Failures gt 0", {})
+
+    async def _query(
+        self, staff_id: str, condition: str, parameters: dict[str, Any]
+    ) -> list[StaffItemRow]:
+        """One partition's rows that meet `condition` (an OData filter; "" for all of them).
+        The SDK finds `@name` parameters between spaces: hence the spaced parentheses."""
         query = self._table.query_entities(
-            "PartitionKey eq @pk", parameters={"pk": table_key(staff_id)}
+            f"PartitionKey eq @pk and ( {condition} )" if condition else "PartitionKey eq @pk",
+            parameters={"pk": table_key(staff_id), **parameters},
         )
 
         async def collect() -> list[StaffItemRow]:

@@ -280,3 +280,74 @@ async def test_a_mark_keeps_the_failure(item_links: ItemLinks) -> None:
     await item_links.mark_pending([staff_id], item_key)
 
     assert (await the_row(item_links, staff_id, item_key)).failure == failing(2)
+
+
+# ----- reads that do not grow with history ----------------------------------------------------
+
+
+async def _settled(links: ItemLinks, staff_id: str, item_key: str, ends: datetime) -> EventLink:
+    """A row whose event is written and whose mark is cleared: no run has work for it."""
+    await links.mark_pending([staff_id], item_key, ends=ends)
+    link = linked(item_key)
+    await links.save_link(await the_row(links, staff_id, item_key), link, done=True)
+    return link
+
+
+async def test_pending_reads_only_the_rows_a_run_has_work_for(item_links: ItemLinks) -> None:
+    staff_id = unique("U")
+    done, marked, creating = (f"appointment:{unique('A')}" for _ in range(3))
+    await _settled(item_links, staff_id, done, SINCE)
+    await item_links.mark_pending([staff_id], marked, ends=SINCE)
+    await item_links.mark_pending([staff_id], creating, ends=SINCE)
+    in_flight = EventLink(item_key=creating, generation=1, pending_create=True)
+    await item_links.save_link(await the_row(item_links, staff_id, creating), in_flight, done=True)
+
+    pending = await item_links.pending(staff_id)
+
+    assert sorted(r.item_key for r in pending) == sorted([marked, creating])
+
+
+async def test_current_reads_the_items_ending_after_the_bound_and_all_pending_ones(
+    item_links: ItemLinks,
+) -> None:
+    staff_id = unique("U")
+    old, recent, old_but_changed, unknown_end = (f"appointment:{unique('A')}" for _ in range(4))
+    await _settled(item_links, staff_id, old, SINCE - timedelta(days=400))
+    await _settled(item_links, staff_id, recent, SINCE + timedelta(hours=1))
+    await item_links.mark_pending([staff_id], old_but_changed, ends=SINCE - timedelta(days=90))
+    await item_links.mark_pending([staff_id], unknown_end)
+    await item_links.save_link(
+        await the_row(item_links, staff_id, unknown_end), linked(unknown_end), done=True
+    )
+
+    current = await item_links.current(staff_id, SINCE)
+
+    assert sorted(r.item_key for r in current) == sorted([recent, old_but_changed, unknown_end])
+
+
+async def test_rows_are_found_by_their_events(item_links: ItemLinks) -> None:
+    staff_id = unique("U")
+    keys = [f"appointment:{unique('A')}" for _ in range(20)]
+    links = [await _settled(item_links, staff_id, key, SINCE) for key in keys]
+    wanted = [link.event_id or "" for link in links[:16]]  # more than one query's worth
+
+    found = await item_links.with_events(staff_id, [*wanted, "AAMkAG-no-such-event"])
+
+    assert sorted(r.item_key for r in found) == sorted(keys[:16])
+    assert await item_links.with_events(staff_id, []) == []
+
+
+async def test_rows_written_after_a_round_and_failing_rows_are_read_alone(
+    item_links: ItemLinks,
+) -> None:
+    staff_id = unique("U")
+    before, after, broken = (f"appointment:{unique('A')}" for _ in range(3))
+    for key, mark in ((before, "round-1"), (after, "round-2")):
+        await item_links.mark_pending([staff_id], key, ends=SINCE)
+        link = EventLink(item_key=key, event_id=unique("ev"), written_after=mark)
+        await item_links.save_link(await the_row(item_links, staff_id, key), link, done=True)
+    await item_links.mark_pending([staff_id], broken, ends=SINCE)
+    await item_links.record_failure(await the_row(item_links, staff_id, broken), failing())
+
+    assert [r.item_key for r in await item_links.written_after(staff_id, "round-2")] == [after]
+    assert [r.item_key for r in await item_links.failing(staff_id)] == [broken]
