@@ -18,6 +18,7 @@ from benchmarks import (
     burst,
     cold_start,
     graph_writes,
+    history,
     import_latency,
     quiet_cycle,
     timer_fanout,
@@ -39,6 +40,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "quiet_cycle": quiet_cycle.measure,
     "backlog": backlog_drain.measure,
     "burst": burst.measure,
+    "history": history.measure,
     "fanout": timer_fanout.measure,
 }
 

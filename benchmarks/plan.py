@@ -41,6 +41,9 @@ class Plan:
     burst_staff: int
     burst_bookings: int
     burst_concurrency: tuple[int, ...]
+    # history: past items of one staff member, changes measured per staff member
+    history_items: int
+    history_changes: int
     # seconds one measurement may take before it is reported as failed
     time_limit: float
     log_dir: Path | None = None
@@ -68,6 +71,8 @@ FULL = Plan(
     burst_staff=20,
     burst_bookings=20,
     burst_concurrency=(5, 20, 50),
+    history_items=5_000,
+    history_changes=20,
     time_limit=420,
 )
 
@@ -93,5 +98,7 @@ QUICK = Plan(
     burst_staff=5,
     burst_bookings=4,
     burst_concurrency=(5, 20),
+    history_items=500,
+    history_changes=5,
     time_limit=120,
 )

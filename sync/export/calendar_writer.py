@@ -191,16 +191,24 @@ class CalendarWriter:
         by_key = {row.item_key: row for row in rows}
         links = {row.item_key: link for row in rows if (link := _link_of(row)) is not None}
         observed: dict[str, str | None] = {}
+        outcome = ExportOutcome()
         for key, change_key in drifted.items():
             link = links.get(key)
             if link is None or link.event_id is None:
                 continue
             if change_key is None:
                 # Deleted, or moved out of the window by a person: only Graph can tell which.
-                change_key = await self._calendar.change_key_of(user.id, link.event_id)
+                try:
+                    change_key = await self._calendar.change_key_of(user.id, link.event_id)
+                except (Retryable, Permanent) as failure:
+                    if is_mailbox_wide(failure):
+                        raise
+                    # This event's own trouble: the item is retried on its own back-off, and
+                    # the rest of the pass (the busy time just imported) goes on.
+                    by_key[key] = await self._failed(by_key[key], key, failure, outcome)
+                    continue
             observed[key] = change_key
         desired = desired_drafts(staff_id, items, user.time_zone)
-        outcome = ExportOutcome()
         repairs = plan_drift_repairs(staff_id, desired, links, observed)
         for change in repairs:
             row = by_key[change.item_key]
@@ -224,21 +232,22 @@ class CalendarWriter:
         except (Retryable, Permanent) as failure:
             if is_mailbox_wide(failure):
                 raise
-            if isinstance(change, UpdateEvent) and row.link.content_hash is not None:
-                # The event still differs from the draft (an Outlook edit, say): forget the
-                # hash, so the next attempt writes it whatever the plan would see otherwise.
-                forgotten = row.link.model_copy(update={"content_hash": None})
-                row = await self._links.save_link(row, forgotten, done=False)
-            now = datetime.now(UTC)
-            before = row.failure
-            count = before.count + 1 if before else 1
-            outcome.failed[change.item_key] = ItemFailure(
-                count=count,
-                since=before.since if before else now,
-                reason=str(failure),
-                retry_at=now + item_backoff(count),
-            )
-            outcome.errors[change.item_key] = failure
+            if isinstance(change, UpdateEvent):
+                await self._failed(row, change.item_key, failure, outcome)
+            else:
+                _note_failure(row, change.item_key, failure, outcome)
+
+    async def _failed(
+        self, row: StaffItemRow, key: str, failure: SyncError, outcome: ExportOutcome
+    ) -> StaffItemRow:
+        """Note the failure of an item whose event may differ from its draft (an Outlook edit,
+        say): the hash is forgotten, so the next attempt writes the event whatever the plan
+        would see otherwise."""
+        if row.link.content_hash is not None:
+            forgotten = row.link.model_copy(update={"content_hash": None})
+            row = await self._links.save_link(row, forgotten, done=False)
+        _note_failure(row, key, failure, outcome)
+        return row
 
     async def _record_failures(self, rows: dict[str, StaffItemRow], outcome: ExportOutcome) -> None:
         """Keep each failed item pending with its failure and retry time (trouble with the
@@ -379,3 +388,17 @@ class CalendarWriter:
             return
         retired = retire(row.link) if row.link.event_id or row.link.pending_create else row.link
         await self._links.save_link(row, retired, done=not forget)
+
+
+def _note_failure(row: StaffItemRow, key: str, failure: SyncError, outcome: ExportOutcome) -> None:
+    """Count one more failure of the item, retried on its own growing back-off."""
+    now = datetime.now(UTC)
+    before = row.failure
+    count = before.count + 1 if before else 1
+    outcome.failed[key] = ItemFailure(
+        count=count,
+        since=before.since if before else now,
+        reason=str(failure),
+        retry_at=now + item_backoff(count),
+    )
+    outcome.errors[key] = failure

@@ -5,6 +5,9 @@ One partition per staff member (PartitionKey = staff id, RowKey = item key), so 
 one partition. A row is marked `Pending` by the webhook whenever its item changes; the reconcile
 clears the mark with an ETag compare-and-swap, so a change that lands during a reconcile is never
 lost: the swap fails and the row stays pending for the next run.
+
+Each row also says when its item ends (`Ends`), so that a pass reads only what it works on
+(`pending`, `current`, `with_events`, ...) and never the whole history of the partition.
 """
 
 from __future__ import annotations

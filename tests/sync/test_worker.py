@@ -266,13 +266,6 @@ async def test_an_event_a_person_removes_before_any_round_saw_it_is_made_again(g
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sync/export/calendar_writer.py `repair_drift` asks Graph for the change key of each "
-    "event delta says left, outside the per-item isolation: when Graph keeps failing on that "
-    "event, the 500 fails the whole pass, every time (the delta link does not move on), so the "
-    "staff member's Outlook busy time never reaches Coconut",
-)
 async def test_a_person_deleting_an_event_graph_keeps_failing_on_holds_back_nothing() -> None:
     service = Service()
     user = service.mailbox()
