@@ -22,6 +22,7 @@ from azure.storage.queue.aio import QueueClient
 
 from local.host.config import QueueOptions
 from local.host.discovery import OutputBinding
+from sync.storage.account import storage_transport
 
 T = TypeVar("T")
 log = logging.getLogger("local.host")
@@ -147,6 +148,7 @@ def queue_client(connection: str, queue_name: str, options: QueueOptions) -> Que
         storage_connection_string(connection),
         queue_name,
         message_encode_policy=encode,
+        transport=storage_transport(),
     )
 
 

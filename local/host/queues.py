@@ -31,6 +31,7 @@ from local.host.invocation import (
     queue_client,
     storage_connection_string,
 )
+from sync.storage.account import storage_transport
 
 log = logging.getLogger("local.host")
 
@@ -64,6 +65,7 @@ class QueueListener:
             storage_connection_string(self._function.connection),
             queue_name,
             message_decode_policy=decode,
+            transport=storage_transport(),
         )
 
     async def start(self) -> None:

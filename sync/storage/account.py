@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -13,6 +14,7 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
+from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
 from azure.storage.queue.aio import QueueClient, QueueServiceClient
@@ -22,6 +24,16 @@ from sync.names import QUEUES, TABLES
 from sync.settings import Settings
 
 T = TypeVar("T")
+
+# The environment variables that route HTTP requests through a proxy (aiohttp's, as curl's).
+_PROXY_SETTINGS = (
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+)
 
 
 async def guarded(operation: Callable[[], Awaitable[T]]) -> T:
@@ -51,17 +63,20 @@ class StorageAccount:
         if settings.uses_identity_storage:
             credential = _managed_identity(settings.storage_client_id)
             tables = TableServiceClient(
-                endpoint=settings.storage_table_service_uri or "", credential=credential
+                endpoint=settings.storage_table_service_uri or "",
+                credential=credential,
+                transport=storage_transport(),
             )
             queues = QueueServiceClient(
                 account_url=settings.storage_queue_service_uri or "",
                 credential=credential,
+                transport=storage_transport(),
             )
             return cls(tables, queues, [credential])
         connection = settings.storage_connection
         return cls(
-            TableServiceClient.from_connection_string(connection),
-            QueueServiceClient.from_connection_string(connection),
+            TableServiceClient.from_connection_string(connection, transport=storage_transport()),
+            QueueServiceClient.from_connection_string(connection, transport=storage_transport()),
             [],
         )
 
@@ -93,6 +108,13 @@ class StorageAccount:
             close = getattr(closer, "close", None)
             if close is not None:
                 await close()
+
+
+def storage_transport() -> AioHttpTransport:
+    """An aiohttp transport that reads the environment's proxy settings only if there are any.
+    Trusting the environment, aiohttp reads the proxy variables and ~/.netrc on a worker thread
+    for every request: measured at a fifth of the host's CPU time per change in a burst."""
+    return AioHttpTransport(use_env_settings=any(os.environ.get(name) for name in _PROXY_SETTINGS))
 
 
 def _managed_identity(client_id: str | None) -> AsyncTokenCredential:
