@@ -21,7 +21,8 @@ from benchmarks.report import COCONUT_PUBLISHED, Figure, Section, number
 from benchmarks.settle import queue_drained
 from benchmarks.stacks import running_stack
 from benchmarks.staff import StaffMember, book, enrol, eventually, new_coconut, sender, slot
-from local.azurite import Azurite
+from local.azurite import REPO_ROOT, Azurite
+from local.host.config import HostConfig
 from local.stack import LocalStack
 
 NOTIFIED_TARGET = 5.0
@@ -122,6 +123,10 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         )
     p99 = notified["p99"]
     worst = timer["max"]
+    # A change made just after a tick waits for the next one, then for the queue listener's
+    # next poll (host.json `maxPollingInterval`) before its sync starts.
+    polling = HostConfig.load(REPO_ROOT).queues.max_polling_interval
+    bound = period + polling
     section.figures += [
         Figure(
             "Exchange → Coconut p99, notifications on",
@@ -135,15 +140,15 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
             f"Exchange → Coconut max, timer only (period {period} s)",
             worst,
             "s",
-            f"≤ one timer period ({period} s)",
-            worst is not None and worst <= period,
+            f"≤ one timer period + the queue's polling interval ({bound:g} s)",
+            worst is not None and worst <= bound,
             COCONUT_PUBLISHED,
         ),
         Figure("Exchange → Coconut p50, timer only", timer["p50"], "s"),
     ]
     section.notes.append(
         "Without notifications a change waits for the next timer tick, then for the queue "
-        "listener to pick the sync up (it polls at most every 2 s when idle, host.json "
-        "`maxPollingInterval`), then for the sync itself."
+        "listener to pick the sync up (it polls at most every `maxPollingInterval` when idle, "
+        f"{polling:g} s in host.json), then for the sync itself."
     )
     return section
