@@ -21,6 +21,7 @@ from benchmarks import (
     history,
     import_latency,
     quiet_cycle,
+    scale_out,
     timer_fanout,
     webhook_latency,
 )
@@ -41,6 +42,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "backlog": backlog_drain.measure,
     "burst": burst.measure,
     "history": history.measure,
+    "scale_out": scale_out.measure,
     "fanout": timer_fanout.measure,
 }
 

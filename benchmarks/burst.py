@@ -31,10 +31,15 @@ TARGET_202_P99 = 0.25
 
 
 def host_cpu_seconds(stack: LocalStack) -> float:
-    """User + system CPU time of the host process so far (Linux `/proc`)."""
+    """User + system CPU time of the stack's host process so far."""
     assert stack.host is not None
     pid = stack.host.pid
     assert pid is not None
+    return process_cpu_seconds(pid)
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux `/proc`)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks
@@ -143,7 +148,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         warm = new_coconut()
         async with sender(stack) as coconut_sender:
             await asyncio.gather(*(coconut_sender.deliver(book(warm, p, 0)) for p in people))
-        await _settled(stack, people)
+        await mailboxes_settled(stack, people)
         for concurrency in plan.burst_concurrency:
             row, figures = await _burst(
                 stack, people, plan.burst_bookings, concurrency, plan.sync_timeout * 3
@@ -153,7 +158,10 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
     return section
 
 
-async def _settled(stack: LocalStack, people: list[StaffMember], within: float = 120.0) -> None:
+async def mailboxes_settled(
+    stack: LocalStack, people: list[StaffMember], within: float = 120.0
+) -> None:
+    """Wait until every staff member's first event is in Graph (their mailbox resolved)."""
     started = time.monotonic()
     while time.monotonic() - started < within:
         if all(stack.graph.events(p.mailbox) for p in people):

@@ -44,6 +44,10 @@ class Plan:
     # history: past items of one staff member, changes measured per staff member
     history_items: int
     history_changes: int
+    # scale-out: host counts, staff, new bookings each
+    scale_hosts: tuple[int, ...]
+    scale_staff: int
+    scale_bookings: int
     # seconds one measurement may take before it is reported as failed
     time_limit: float
     log_dir: Path | None = None
@@ -73,6 +77,9 @@ FULL = Plan(
     burst_concurrency=(5, 20, 50),
     history_items=5_000,
     history_changes=20,
+    scale_hosts=(1, 2, 3),
+    scale_staff=20,
+    scale_bookings=10,
     time_limit=420,
 )
 
@@ -100,5 +107,8 @@ QUICK = Plan(
     burst_concurrency=(5, 20),
     history_items=500,
     history_changes=5,
+    scale_hosts=(1, 2),
+    scale_staff=5,
+    scale_bookings=4,
     time_limit=120,
 )
