@@ -42,6 +42,7 @@ from sync.ports import (
     WorkQueue,
 )
 from sync.staff_record import (
+    ImportCursor,
     Listing,
     Mailbox,
     Outcome,
@@ -334,7 +335,16 @@ class StaffWorker:
             # The e-mail now names another Microsoft 365 user: the old mailbox's delta link
             # says nothing about this one.
             cursor = cursor.model_copy(update={"delta_link": ""})
-        outcome = await self._importer.run(staff_id, user, cursor, own, full=full)
+
+        async def before_writes() -> None:
+            # Stored at once, before Coconut changes: a pass that fails (or a host that dies)
+            # after the round's writes leaves the mark, and the next round is a full one.
+            marked = StaffChanges(cursor=ImportCursor(unconfirmed_writes=True))
+            await self._staff.merge(staff_id, marked)
+
+        outcome = await self._importer.run(
+            staff_id, user, cursor, own, full=full, before_writes=before_writes
+        )
         drifted = {**outcome.drifted, **await self._unseen(staff_id, outcome)}
         if drifted:
             # Read after the rows, like the export: a change that lands meanwhile keeps its
