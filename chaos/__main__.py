@@ -75,6 +75,8 @@ def _print(report: ChaosReport) -> None:
     ):
         for item in items[:20]:
             print(f"  {label}: {item}")
+    for busy in report.verdict.busy[:20]:
+        print(f"  {busy.line()}")
     for line in report.diagnosis:
         print(line)
     print("FAILED: the calendars, Coconut or the statuses differ from the final state")

@@ -60,6 +60,20 @@ class OwnEvent:
 
 
 @dataclass(frozen=True)
+class OwnEdit:
+    """One thing a person did to their own event: when (run seconds), whose, which event (its
+    Graph id) and what (created, moved, shown as, deleted). Ids and statuses only."""
+
+    at: float
+    staff_id: str
+    event_id: str
+    what: str
+
+    def line(self) -> str:
+        return f"{self.at:8.2f}s a person: {self.what} own event {self.event_id[-12:]}"
+
+
+@dataclass(frozen=True)
 class Tamper:
     """One edit of a service event: who, which item, what was done, when (run seconds)."""
 
@@ -86,6 +100,8 @@ class OutlookActor:
     intended: list[tuple[str, str, TamperKind]] = field(default_factory=list)
     # What was decided, in order: the same for the same seed.
     decisions: list[str] = field(default_factory=list)
+    # What was done to the people's own events, with their ids (random: not in `decisions`).
+    own_edits: list[OwnEdit] = field(default_factory=list)
 
     @property
     def tampered(self) -> int:
@@ -120,6 +136,7 @@ class OutlookActor:
             self.graph.delete_event_as_person(mailbox, event_id)
             del mine[event_id]
             self.decisions.append(f"{staff_id} deletes own #{index}")
+            self._edited(staff_id, event_id, "deleted")
         else:
             self._tamper(staff_id, pick, how)
 
@@ -146,6 +163,7 @@ class OutlookActor:
         event = self.graph.create_event_as_person(mailbox, body)
         mine[event.id] = OwnEvent(start, end, show_as)
         self.decisions.append(f"{staff_id} creates own {start:%m-%dT%H:%M} {show_as}")
+        self._edited(staff_id, event.id, f"created ({start:%m-%dT%H:%M}, {show_as})")
 
     def _move(
         self,
@@ -163,6 +181,7 @@ class OutlookActor:
         )
         mine[event_id].start, mine[event_id].end = start, end
         self.decisions.append(f"{staff_id} moves own #{index} to {start:%m-%dT%H:%M}")
+        self._edited(staff_id, event_id, f"moved ({start:%m-%dT%H:%M})")
 
     def _change_show_as(
         self, staff_id: str, mailbox: str, mine: dict[str, OwnEvent], pick: float, show_as: str
@@ -172,6 +191,10 @@ class OutlookActor:
         self.graph.update_event_as_person(mailbox, event_id, {"showAs": show_as})
         mine[event_id].show_as = show_as
         self.decisions.append(f"{staff_id} shows own #{index} as {show_as}")
+        self._edited(staff_id, event_id, f"shown as {show_as}")
+
+    def _edited(self, staff_id: str, event_id: str, what: str) -> None:
+        self.own_edits.append(OwnEdit(self.clock(), staff_id, event_id, what))
 
     def _tamper(self, staff_id: str, pick: float, how: float) -> None:
         """Decide to edit, delete (into Deleted Items), delete for good (Shift+Delete) or move
@@ -214,11 +237,15 @@ class OutlookActor:
 
     def expected_busy(self, staff_id: str) -> list[tuple[datetime, datetime, str]]:
         """The busy blocks Coconut should hold for this staff member's own events."""
-        return sorted(
-            (e.start, e.end, e.show_as)
-            for e in self.own.get(staff_id, {}).values()
+        return sorted(self.expected_busy_events(staff_id).values())
+
+    def expected_busy_events(self, staff_id: str) -> dict[str, tuple[datetime, datetime, str]]:
+        """Event id -> the busy block Coconut should hold for that own event."""
+        return {
+            event_id: (e.start, e.end, e.show_as)
+            for event_id, e in self.own.get(staff_id, {}).items()
             if e.show_as in IMPORTED_SHOW_AS
-        )
+        }
 
 
 def _staff_order(staff_id: str) -> tuple[int, str]:

@@ -23,7 +23,7 @@ from typing import Any, Final
 
 import httpx
 
-from chaos.diagnose import GraphJournal, explain
+from chaos.diagnose import CoconutJournal, GraphJournal, explain, explain_busy
 from chaos.hosts import Hosts, host_logs
 from chaos.outlook import OTHER_CALENDAR, OutlookActor, coconut_key
 from chaos.verify import Verdict, verify
@@ -239,6 +239,7 @@ class ChaosRun:
         self.tag = f"s{config.seed}"
         self.schedule = hashlib.sha256()
         self.journal = GraphJournal()
+        self.coconut_journal = CoconutJournal(started=self.journal.started)
         self.failing: tuple[str, str, str] | None = None
         self.failing_rule = ""
         # Staff id -> the mailbox of a directory user Graph cannot serve.
@@ -252,6 +253,7 @@ class ChaosRun:
     async def execute(self, stack: LocalStack, hosts: Hosts) -> ChaosReport:
         config = self.config
         self.journal.install(stack.graph)
+        self.coconut_journal.install(stack.coconut.state)
         workload = Workload.create(config.seed, config.staff, self.tag, stack.coconut.record)
         actor = self._people(stack, workload)
         report = ChaosReport(config, Verdict())
@@ -332,7 +334,8 @@ class ChaosRun:
                 stack.graph.add_calendar(user.id, OTHER_CALENDAR)
             else:
                 self.unserved[member.staff_id] = user.id
-        started = time.monotonic()
+        # The run's clock, as the journals': their lines and the people's edits line up.
+        started = self.journal.started
         return OutlookActor(
             stack.graph,
             mailboxes,
@@ -525,6 +528,16 @@ class ChaosRun:
                 for text in log.read_text(errors="replace").splitlines():
                     if f"{coconut_id} " in text or text.endswith(coconut_id):
                         lines.append(f"  {log.name}: {text[:240]}")
+        for busy in verdict.busy[:EXPLAINED]:
+            lines += explain_busy(
+                busy,
+                graph=stack.graph,
+                actor=actor,
+                journal=self.journal,
+                coconut=self.coconut_journal,
+                connection_string=stack.azurite.connection_string,
+                logs=logs,
+            )
         return lines
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from chaos.outlook import OutlookActor, coconut_key, is_service_event
 from chaos.workload import Workload
 from local.graph_emulator.server import GraphEmulator
+from sync.imports.busy_time import external_id_for
 from sync.timezones import mailbox_zone
 
 
@@ -29,6 +30,26 @@ class ExpectedEvent:
     body_parts: tuple[str, ...]
 
 
+@dataclass(frozen=True)
+class BusyDifference:
+    """A busy block Coconut holds that no own event backs ("extra"), or one an own event needs
+    that Coconut lacks ("missing"): which staff member, which external id, which times."""
+
+    kind: str  # "extra" or "missing"
+    staff_id: str
+    external_id: str
+    start: datetime
+    end: datetime
+    show_as: str
+    event_id: str = ""  # the own event a missing block is for
+
+    def line(self) -> str:
+        return (
+            f"busy block {self.kind}: {self.staff_id} {self.external_id[:19]}… "
+            f"{self.start:%m-%dT%H:%M} to {self.end:%m-%dT%H:%M}Z {self.show_as}"
+        )
+
+
 @dataclass
 class Verdict:
     expected_events: int = 0
@@ -39,6 +60,7 @@ class Verdict:
     expected_busy: int = 0
     missing_busy: int = 0
     extra_busy: int = 0
+    busy: list[BusyDifference] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -155,21 +177,31 @@ def verify(
     verdict.unexpected = [f"{k[0]} {k[1]}" for k in found if k not in expected and k not in failing]
 
     for staff_id in actor.mailboxes:
-        want_busy = actor.expected_busy(staff_id)
-        held = sorted(
-            (
+        want_busy = actor.expected_busy_events(staff_id)
+        verdict.expected_busy += len(want_busy)
+        remaining = {
+            external_id: (
                 _parse(b["attributes"]["start"]),
                 _parse(b["attributes"]["end"]),
                 b["attributes"]["show_as"],
             )
-            for b in busy_blocks.get(staff_id, {}).values()
-        )
-        verdict.expected_busy += len(want_busy)
-        remaining = list(held)
-        for block in want_busy:
-            if block in remaining:
-                remaining.remove(block)
-            else:
-                verdict.missing_busy += 1
+            for external_id, b in busy_blocks.get(staff_id, {}).items()
+        }
+        for event_id, block in sorted(want_busy.items(), key=lambda pair: pair[1]):
+            # Its own block first, else any block with the same times (as the counts go).
+            own = external_id_for(event_id)
+            candidates = [own, *sorted(remaining)]
+            match = next((k for k in candidates if remaining.get(k) == block), None)
+            if match is not None:
+                del remaining[match]
+                continue
+            verdict.missing_busy += 1
+            verdict.busy.append(
+                BusyDifference("missing", staff_id, external_id_for(event_id), *block, event_id)
+            )
         verdict.extra_busy += len(remaining)
+        verdict.busy += [
+            BusyDifference("extra", staff_id, external_id, *held)
+            for external_id, held in sorted(remaining.items())
+        ]
     return verdict

@@ -63,6 +63,10 @@ class ImportCursor(_Group):
     delta_link: str = ""
     round_started_at: datetime | None = None
     last_import_at: datetime | None = None
+    # Set before a round PUTs a busy block, cleared with the cursor the round stores: while
+    # set, Coconut may hold blocks a round from `delta_link` would never mention again (an event
+    # made and gone since that link), so the next round is a full one (`delta_import`).
+    unconfirmed_writes: bool = False
 
     @property
     def round_mark(self) -> str:

@@ -43,6 +43,7 @@ from sync.ports import (
 )
 from sync.retention import DEFAULT_RETENTION, oldest_listed_end
 from sync.staff_record import (
+    ImportCursor,
     Listing,
     Mailbox,
     Outcome,
@@ -348,7 +349,16 @@ class StaffWorker:
             # says nothing about this one.
             cursor = cursor.model_copy(update={"delta_link": ""})
         own_events = OwnEvents(own, since=window_start, look_up=look_up)
-        outcome = await self._importer.run(staff_id, user, cursor, own_events, full=full)
+
+        async def before_writes() -> None:
+            # Stored at once, before Coconut changes: a pass that fails (or a host that dies)
+            # after the round's writes leaves the mark, and the next round is a full one.
+            marked = StaffChanges(cursor=ImportCursor(unconfirmed_writes=True))
+            await self._staff.merge(staff_id, marked)
+
+        outcome = await self._importer.run(
+            staff_id, user, cursor, own_events, full=full, before_writes=before_writes
+        )
         drifted = {**outcome.drifted, **await self._unseen(staff_id, outcome)}
         if drifted:
             # Read after the rows, like the export: a change that lands meanwhile keeps its

@@ -2,8 +2,14 @@
 
 One run follows the stored delta link to the end (every page), classifies each item with the pure
 filter, and applies the net result to Coconut (PUT/DELETE external events). The new delta link is
-stored only after everything was applied, so a crash replays the same changes (harmless: PUT and
-DELETE are idempotent).
+stored only after everything was applied (and the rest of the pass done), so a crash replays the
+changes. A replay from the old link is not enough, though: an event made after that link and
+deleted before the replay is in neither the link's baseline nor the calendar, so the replay says
+nothing about it, and the block the failed run PUT for it would stay for good. So before it PUTs a
+block a round marks the stored cursor (`ImportCursor.unconfirmed_writes`, through
+`before_writes`), the cursor the round stores clears the mark, and a marked cursor makes the next
+round a full one, which compares Coconut's blocks with the calendar. (A replayed DELETE is
+harmless: an event that counts again since is new or changed to the old link, so reported.)
 
 A full round — the first run, a 410 `syncStateNotFound`, a daily window refresh (the window's end
 moves with time) or an operator's resync — reads the whole window and makes Coconut hold exactly
@@ -37,6 +43,9 @@ from sync.staff_record import ImportCursor
 # A new round once a day, so the window's end keeps `horizon` days ahead.
 ROUND_LIFETIME = timedelta(hours=24)
 COCONUT_CONCURRENCY = 4
+
+# Stores `ImportCursor(unconfirmed_writes=True)` for the staff member (see the module docstring).
+BeforeWrites = Callable[[], Awaitable[object]]
 
 
 @dataclass(frozen=True)
@@ -118,19 +127,27 @@ class BusyTimeImporter:
         own: OwnEvents,
         *,
         full: bool = False,
+        before_writes: BeforeWrites | None = None,
     ) -> ImportOutcome:
+        """One round; `before_writes` is awaited before it PUTs a block, if it does."""
         now = datetime.now(UTC)
         initialised_at = cursor.initialised_at or now
         window = import_window(initialised_at, now, self._horizon_days)
         started = cursor.round_started_at
         stale_round = started is None or now - started > ROUND_LIFETIME
-        if full or not cursor.delta_link or stale_round:
-            return await self._full_round(staff_id, user, initialised_at, window, own, now)
+        # A round wrote to Coconut from this link and its cursor was never stored: only a full
+        # round can tell which of Coconut's blocks have no event any more.
+        if full or not cursor.delta_link or stale_round or cursor.unconfirmed_writes:
+            return await self._full_round(
+                staff_id, user, initialised_at, window, own, now, before_writes
+            )
         try:
-            return await self._incremental(staff_id, user, cursor, window, own)
+            return await self._incremental(staff_id, user, cursor, window, own, before_writes)
         except DeltaExpired:
             # Graph forgot the token: start a fresh round over the whole window.
-            return await self._full_round(staff_id, user, initialised_at, window, own, now)
+            return await self._full_round(
+                staff_id, user, initialised_at, window, own, now, before_writes
+            )
 
     async def forget_own(self, staff_id: str, event_ids: list[str]) -> None:
         """No busy blocks for events that turned out to be the service's own (a create whose
@@ -145,13 +162,17 @@ class BusyTimeImporter:
         cursor: ImportCursor,
         window: tuple[datetime, datetime],
         own: OwnEvents,
+        before_writes: BeforeWrites | None,
     ) -> ImportOutcome:
         items, delta_link = await self._read_round(user, cursor.delta_link, None)
         own_events = await own.among(items)
         changes = net_changes(
             classify(i, window_start=window[0], own_event_ids=own_events) for i in items
         )
-        await self._apply(staff_id, list(changes.put.values()), sorted(changes.delete))
+        to_put, to_delete = list(changes.put.values()), sorted(changes.delete)
+        if to_put and before_writes is not None:
+            await before_writes()
+        await self._apply(staff_id, to_put, to_delete)
         listed = {item.get("id") for item in items}
         since = cursor.round_mark
         return ImportOutcome(
@@ -173,6 +194,7 @@ class BusyTimeImporter:
         window: tuple[datetime, datetime],
         own: OwnEvents,
         now: datetime,
+        before_writes: BeforeWrites | None,
     ) -> ImportOutcome:
         items, delta_link = await self._read_round(user, None, window)
         own_events = await own.among(items)
@@ -181,6 +203,8 @@ class BusyTimeImporter:
         )
         held = await self._coconut.busy_blocks(staff_id)
         to_put, to_delete = plan_full_resync(changes.put.values(), held, window_start=window[0])
+        if to_put and before_writes is not None:
+            await before_writes()
         await self._apply(staff_id, to_put, to_delete)
         listed = {item.get("id") for item in items}
         return ImportOutcome(
@@ -227,6 +251,7 @@ def _after_round(
         delta_link=delta_link,
         round_started_at=round_started_at,
         last_import_at=datetime.now(UTC),
+        unconfirmed_writes=False,  # written out: this is what clears the mark
     )
 
 

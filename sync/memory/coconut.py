@@ -101,11 +101,13 @@ class MemoryCoconut:
         held = self._held(user_id)
         created = block.external_id not in held
         held[block.external_id] = block.coconut_data()
+        self.faults.written("crash_after_coconut_writes")
         return created
 
     async def delete_busy_block(self, user_id: str, external_id: str) -> None:
         self._request()
         self.blocks.get(user_id, {}).pop(external_id, None)  # 404 counts as done
+        self.faults.written("crash_after_coconut_writes")
 
     def _held(self, user_id: str) -> dict[str, dict[str, Any]]:
         if user_id not in self.users:

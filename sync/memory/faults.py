@@ -21,6 +21,8 @@ class Faults:
     crashed: bool = False
     # The process dies right after this many more Graph writes (0: no crash planned).
     crash_after_writes: int = 0
+    # The same for Coconut's busy-block writes.
+    crash_after_coconut_writes: int = 0
     # Failures the next requests to a service answer with, in order.
     scheduled: dict[str, deque[Retryable]] = field(default_factory=dict)
 
@@ -38,8 +40,19 @@ class Faults:
     def crash(self) -> None:
         self.crashed = True
 
+    def written(self, counter: str) -> None:
+        """A write landed: the process dies now if `counter` (the name of a `crash_after_*`
+        field) runs out."""
+        left = getattr(self, counter)
+        if left > 0:
+            setattr(self, counter, left - 1)
+            if left == 1:
+                self.crash()
+                raise Crash(f"after a write ({counter})")
+
     def restart(self) -> None:
         """A new process: requests work again (leases the dead one held stay until they end)."""
         self.crashed = False
         self.crash_after_writes = 0
+        self.crash_after_coconut_writes = 0
         self.scheduled.clear()

@@ -38,6 +38,7 @@ COLUMNS: Final[Mapping[tuple[str, str], str]] = {
     ("cursor", "delta_link"): "DeltaLink",
     ("cursor", "round_started_at"): "RoundStartedAt",
     ("cursor", "last_import_at"): "LastImportAt",
+    ("cursor", "unconfirmed_writes"): "UnconfirmedWrites",
     ("subscription", "id"): "SubscriptionId",
     ("subscription", "expires_at"): "SubscriptionExpiresAt",
     ("subscription", "user_id"): "SubscribedUserId",

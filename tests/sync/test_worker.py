@@ -12,6 +12,7 @@ import pytest
 from sync.coconut.webhook_models import Delivery
 from sync.imports.busy_time import external_id_for
 from sync.lease import StaffLease
+from sync.memory.faults import Crash
 from sync.memory.world import MemoryWorld
 from sync.ports import MailboxUser
 from sync.staff_record import Connection, Roster, StaffChanges, StaffRecord
@@ -281,6 +282,40 @@ async def test_a_person_deleting_an_event_graph_keeps_failing_on_holds_back_noth
 
     assert report.outcome == "synced"
     assert external_id_for(own) in service.world.coconut.blocks.get(STAFF, {})
+
+
+@pytest.mark.parametrize("failure", ["lost answer", "crash"])
+async def test_busy_time_a_failed_pass_brought_in_leaves_with_its_event(failure: str) -> None:
+    """A pass brings a new own event into Coconut, then fails while it puts back a service event
+    a person edited (Graph's answer lost, or the process dies): its delta link is not stored.
+    The person deletes the event before the next pass. The round from the old link cannot say
+    so (made and gone since that link), yet Coconut must not keep the block (chaos seed 1)."""
+    service = Service()
+    user = service.mailbox()
+    await service.deliver(appointment_at(1))
+    await service.run()  # the event, and a first delta round
+    [ours] = service.world.calendar.live_events(user.id)
+    own = service.world.calendar.person_create(user.id, dentist())
+    service.world.calendar.person_edit(user.id, ours.id, {"subject": "Edited by me"})
+
+    if failure == "crash":
+        service.world.faults.crash_after_writes = 1  # the write putting the event back
+        with pytest.raises(Crash):
+            await service.run(sync("notification"))
+        service.world.faults.restart()
+    else:
+        service.world.calendar.lose_next_answers(1)
+        assert (await service.run(sync("notification"))).outcome == "deferred"
+    assert external_id_for(own) in service.world.coconut.blocks[STAFF], "the import ran"
+    assert (await service.record()).cursor.unconfirmed_writes, "marked before the PUT"
+    service.world.calendar.person_delete(user.id, own)
+    service.world.advance(service.world.lease_seconds + 1)  # the back-off, the dead one's lease
+    report = await service.run(sync("notification"))
+
+    assert report.outcome == "synced"
+    assert external_id_for(own) not in service.world.coconut.blocks[STAFF]
+    assert service.world.calendar.live_events(user.id)[0].body["subject"] != "Edited by me"
+    assert not (await service.record()).cursor.unconfirmed_writes, "cleared by the stored cursor"
 
 
 def dentist() -> dict[str, object]:

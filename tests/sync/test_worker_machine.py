@@ -306,6 +306,21 @@ class WorkerMachine(RuleBasedStateMachine):
             self.world.advance(self.world.lease.duration.total_seconds() + 1)
         self.world.faults.restart()
 
+    @precondition(lambda self: self.world.queue.messages)
+    @rule()
+    def crash_after_a_coconut_write(self) -> None:
+        """The process dies right after Coconut took a busy block, before the delta link that
+        block came from was stored; the message comes back, the staff lease runs out."""
+        request = self._take()
+        self.world.faults.crash_after_coconut_writes = 1
+        try:
+            self.run(self.worker.run(request))
+        except Crash:
+            self._bury_the_dead_process()
+            self.run(self.world.queue.send(request))
+            self.world.advance(self.world.lease.duration.total_seconds() + 1)
+        self.world.faults.restart()
+
     def _bury_the_dead_process(self) -> None:
         """Whatever the dead process still had running ends (every adapter refuses it)."""
         leftovers = asyncio.all_tasks(self.loop)
