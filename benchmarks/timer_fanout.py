@@ -25,7 +25,7 @@ from sync.names import STAFF_SYNC_QUEUE
 from sync.storage.staff_table import TableStaffStore
 from sync.storage.work_queue import StorageWorkQueue
 
-TARGET_SECONDS = 30.0
+TARGET_SECONDS = 10.0
 API_KEY = "fanout-key"
 
 
