@@ -20,6 +20,7 @@ from benchmarks import (
     graph_writes,
     history,
     import_latency,
+    onboarding,
     quiet_cycle,
     scale_out,
     timer_fanout,
@@ -42,6 +43,7 @@ MEASUREMENTS: dict[str, Measurement] = {
     "backlog": backlog_drain.measure,
     "burst": burst.measure,
     "history": history.measure,
+    "onboarding": onboarding.measure,
     "scale_out": scale_out.measure,
     "fanout": timer_fanout.measure,
 }

@@ -48,6 +48,9 @@ class Plan:
     scale_hosts: tuple[int, ...]
     scale_staff: int
     scale_bookings: int
+    # onboarding: staff, appointments already in Coconut each
+    onboarding_staff: int
+    onboarding_appointments: int
     # seconds one measurement may take before it is reported as failed
     time_limit: float
     log_dir: Path | None = None
@@ -80,6 +83,8 @@ FULL = Plan(
     scale_hosts=(1, 2, 3),
     scale_staff=20,
     scale_bookings=10,
+    onboarding_staff=10,
+    onboarding_appointments=50,
     time_limit=420,
 )
 
@@ -110,5 +115,7 @@ QUICK = Plan(
     scale_hosts=(1, 2),
     scale_staff=5,
     scale_bookings=4,
+    onboarding_staff=3,
+    onboarding_appointments=10,
     time_limit=120,
 )
