@@ -211,7 +211,7 @@ class StaffWorker:
         # Only what the pass needs, never the whole history: the rows waiting for a run, and
         # for a full pass those of the items still inside the working window.
         if request.full:
-            rows = await self._links.current(staff_id, self._window_start(record, now))
+            rows = await self._links.current(staff_id, self._kept_since(now))
         else:
             rows = await self._links.pending(staff_id)
         if request.reason == "reconcile" and not any(
@@ -320,7 +320,7 @@ class StaffWorker:
     ) -> StaffChanges:
         """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired."""
         assert self._importer is not None
-        window_start = self._window_start(record, datetime.now(UTC))
+        window_start = self._kept_since(datetime.now(UTC))
         rows = await self._links.current(staff_id, window_start)  # as the export left them
         own = _own_events(rows)
         older: list[StaffItemRow] = []
@@ -384,7 +384,7 @@ class StaffWorker:
         now = datetime.now(UTC)
         try:
             repair = await self._listings.reconcile(
-                staff_id, end_after=self._window_start(record, now)
+                staff_id, end_after=listing_window_start(record, now, self._retention)
             )
         except UnknownCoconutUser:
             # Coconut has no such user (any more): nothing listed, so nothing to withdraw
@@ -431,8 +431,11 @@ class StaffWorker:
             and item.resource.end > outcome.window_start
         }
 
-    def _window_start(self, record: StaffRecord, now: datetime) -> datetime:
-        return working_window_start(record, now, self._retention)
+    def _kept_since(self, now: datetime) -> datetime:
+        """Items that ended before this are history: their content is gone or going
+        (`sync.retention`), and a full pass or an import round reads only the rows of the
+        others (older own events are looked up by event id when a round lists one)."""
+        return oldest_listed_end(now, self._retention)
 
     async def _mailbox(self, staff_id: str, email: str, record: StaffRecord) -> MailboxUser | None:
         now = datetime.now(UTC)
@@ -578,11 +581,11 @@ def _reads_listings(request: StaffSyncRequest, record: StaffRecord) -> bool:
     )
 
 
-def working_window_start(record: StaffRecord, now: datetime, retention: timedelta) -> datetime:
-    """The items a full pass, onboarding and the scheduled repair work on end after this: the
+def listing_window_start(record: StaffRecord, now: datetime, retention: timedelta) -> datetime:
+    """The items onboarding and the scheduled repair read from Coconut end after this: the
     calendar's initialisation minus one day (as the import), but never further back than the
-    content retention. Older items are history: no content is kept to write them, and a
-    listing that reached further back would bring purged content back (`sync.retention`)."""
+    content retention: a listing that reached further back would bring purged content back
+    (`sync.retention`)."""
     initialised = record.cursor.initialised_at or now
     return max(initialised - timedelta(days=1), oldest_listed_end(now, retention))
 

@@ -1,7 +1,7 @@
 """A staff member's history: what a pass does with items that ended long ago.
 
-A pass reads the rows waiting for it and, for a full pass or an import, the items of the
-working window (`sync.worker.working_window_start`): never the whole history. Older items are
+A pass reads the rows waiting for it and, for a full pass or an import, the items whose
+content is still kept (`SYNC_CONTENT_RETENTION_DAYS`): never the whole history. Older items are
 history. Their events are still the service's own (never imported back as the staff member's
 busy time, looked up by event id when a round lists one) and Coconut's listings never reach
 back to them (their content was purged and must not come back)."""
