@@ -13,7 +13,9 @@ async with held:                            # renewed in the background meanwhil
   instead, keeping the lease: the holder makes one more pass, from the record as just written.
   The swap fails if a request lands between the read and the write, so none is missed.
 - A request that finds the mailbox busy asks the holder for that one more pass, and schedules
-  one wake-up at the lease's end in case the holder died (`request_rerun` says when to).
+  one wake-up at the lease's end in case the holder died (`request_rerun` says when to). If the
+  holder let go in between, the request is told so and runs at once instead of waiting for the
+  lease's end.
 - Leaving the block without `finish_pass` (a failure) gives the lease back whatever else changed,
   with the changes passed to `give_up`, if any.
 """
@@ -25,7 +27,7 @@ import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
-from typing import Final
+from typing import Final, Literal
 
 from sync.errors import ConcurrentUpdate
 from sync.ports import StaffStore
@@ -35,6 +37,10 @@ from sync.staff_record import Lease, Rerun, StaffChanges, StaffRecord
 PROCESS_ID: Final = f"worker-{uuid.uuid4().hex[:12]}"
 # Swaps a renewal or a release retries when another write of the record got in between.
 MAX_SWAP_ATTEMPTS: Final = 20
+
+
+# What a request that found the mailbox busy should do (`StaffLease.request_rerun`).
+RerunAsked = Literal["wake", "asked", "free"]
 
 
 class LeaseHeld(Exception):
@@ -64,18 +70,37 @@ class StaffLease:
         record = await take(self._store, staff_id, owner, self.duration)
         return HeldLease(self._store, record, owner, self.duration)
 
-    async def request_rerun(self, staff_id: str, wake_at: datetime) -> bool:
-        """Ask the holder for one more pass before it lets go. True when no wake-up is
-        scheduled for `wake_at` yet: the caller should schedule one (in case the holder died
-        and never sees the request)."""
-        record = await self._store.get(staff_id)
-        scheduled = record.rerun.wakeup_at if record else None
-        needs_wakeup = scheduled is None or scheduled < wake_at
-        if record is not None and record.rerun.requested and not needs_wakeup:
-            return False  # already asked: no write, so the holder's swaps are not disturbed
-        rerun = Rerun(requested=True, wakeup_at=wake_at) if needs_wakeup else Rerun(requested=True)
-        await self._store.merge(staff_id, StaffChanges(rerun=rerun))
-        return needs_wakeup
+    async def request_rerun(self, staff_id: str, wake_at: datetime) -> RerunAsked:
+        """Ask the holder for one more pass before it lets go.
+
+        "wake": asked, and the caller should schedule a wake-up at `wake_at` (in case the
+        holder died and never sees the request); "asked": asked, a wake-up is due by then
+        already; "free": the lease was given back meanwhile, so nobody would see the request:
+        the caller runs it itself, now. The request is a swap against the record as read, so
+        it either lands before the holder's last swap (which then sees it) or finds the
+        lease free."""
+        for _ in range(MAX_SWAP_ATTEMPTS):
+            record = await self._store.get(staff_id)
+            if record is None or not _held(record):
+                return "free"
+            scheduled = record.rerun.wakeup_at
+            needs_wakeup = scheduled is None or scheduled < wake_at
+            if record.rerun.requested and not needs_wakeup:
+                return "asked"  # no write, so the holder's swaps are not disturbed
+            rerun = (
+                Rerun(requested=True, wakeup_at=wake_at) if needs_wakeup else Rerun(requested=True)
+            )
+            try:
+                await self._store.merge(staff_id, StaffChanges(rerun=rerun), if_match=record.etag)
+            except ConcurrentUpdate:
+                continue  # the holder (or a renewal) wrote meanwhile: look again
+            return "wake" if needs_wakeup else "asked"
+        return "wake"  # the record keeps changing: the wake-up covers the request
+
+
+def _held(record: StaffRecord) -> bool:
+    lease = record.lease
+    return bool(lease.owner) and lease.until is not None and lease.until > datetime.now(UTC)
 
 
 async def take(store: StaffStore, staff_id: str, owner: str, duration: timedelta) -> StaffRecord:

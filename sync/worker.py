@@ -186,7 +186,12 @@ class StaffWorker:
             return
         wake = max(until, datetime.now(UTC)) + timedelta(seconds=1)
         delay = (wake - datetime.now(UTC)).total_seconds()
-        if await self._lease.request_rerun(request.staff_id, wake):
+        asked = await self._lease.request_rerun(request.staff_id, wake)
+        if asked == "free":
+            # The holder let go before it could see the request: run it now, not at the
+            # lease's end.
+            await self._queue.send(request.retried())
+        elif asked == "wake":
             await self._queue.send(request.retried(), delay_seconds=delay)
 
     async def _pass(

@@ -199,7 +199,7 @@ async def test_a_rerun_requested_during_the_pass_keeps_the_lease_for_one_more(
     wake_at = datetime.now(UTC) + MINUTE
 
     async with held:
-        assert await StaffLease(store, MINUTE).request_rerun(staff_id, wake_at)
+        assert await StaffLease(store, MINUTE).request_rerun(staff_id, wake_at) == "wake"
 
         assert not await held.finish_pass(done("first pass"))
 
@@ -225,10 +225,10 @@ async def test_request_rerun_asks_for_a_wake_up_only_when_none_is_due_by_then(
     await lease.acquire(staff_id)
     soon, later = datetime.now(UTC) + MINUTE, datetime.now(UTC) + 2 * MINUTE
 
-    assert await lease.request_rerun(staff_id, soon)
-    assert not await lease.request_rerun(staff_id, soon)
-    assert not await lease.request_rerun(staff_id, soon - timedelta(seconds=5))
-    assert await lease.request_rerun(staff_id, later)
+    assert await lease.request_rerun(staff_id, soon) == "wake"
+    assert await lease.request_rerun(staff_id, soon) == "asked"
+    assert await lease.request_rerun(staff_id, soon - timedelta(seconds=5)) == "asked"
+    assert await lease.request_rerun(staff_id, later) == "wake"
 
     record = await stored(store, staff_id)
     assert record.rerun.requested
@@ -245,7 +245,7 @@ async def test_a_rerun_requested_again_after_one_was_consumed_is_kept(store: Wri
         await lease.request_rerun(staff_id, wake_at)
         assert not await held.finish_pass(done())
 
-        assert not await lease.request_rerun(staff_id, wake_at)
+        assert await lease.request_rerun(staff_id, wake_at) == "asked"
 
         assert (await stored(store, staff_id)).rerun.requested
         assert not await held.finish_pass(done())
@@ -256,10 +256,9 @@ async def test_request_rerun_of_a_staff_member_never_seen(store: WriteLog) -> No
     staff_id = unique("U")
     wake_at = datetime.now(UTC) + MINUTE
 
-    assert await StaffLease(store, MINUTE).request_rerun(staff_id, wake_at)
+    assert await StaffLease(store, MINUTE).request_rerun(staff_id, wake_at) == "free"
 
-    record = await stored(store, staff_id)
-    assert (record.rerun.requested, record.rerun.wakeup_at) == (True, wake_at)
+    assert await store.get(staff_id) is None, "no record is made for a request alone"
 
 
 async def test_a_pass_that_lost_its_lease_still_writes_what_it_found(store: WriteLog) -> None:
@@ -373,3 +372,20 @@ async def test_renewal_outlasts_rerun_requests_landing_meanwhile(store: WriteLog
         assert (await stored(store, staff_id)).lease.owner == held.owner
         assert not await held.finish_pass(done())
         assert await held.finish_pass(done())
+
+
+async def test_a_request_after_the_holder_let_go_is_told_the_mailbox_is_free(
+    store: WriteLog,
+) -> None:
+    """Nobody would see a rerun asked of a lease given back: the request runs at once instead
+    of waiting for the lease's end, and nothing is written."""
+    staff_id = await staff_member(store)
+    lease = StaffLease(store, MINUTE)
+    async with await lease.acquire(staff_id) as held:
+        assert await held.finish_pass(done())
+    writes = len(store.writes)
+
+    assert await lease.request_rerun(staff_id, datetime.now(UTC) + MINUTE) == "free"
+
+    assert len(store.writes) == writes
+    assert not (await stored(store, staff_id)).rerun.requested
