@@ -45,6 +45,7 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from sync.ops.client import OpsClient, OpsRefused, parse_time
 from sync.ops.signin import NoAudience, sign_in
@@ -211,16 +212,21 @@ class Cli:
             self.follow({a["staff_id"] for a in accepted}, since, wait, f"{command}")
 
     def when_free(self, staff_id: str, command: str) -> dict[str, Any]:
-        """Run the command, waiting (a few times) while a worker holds the staff member."""
-        for _ in range(LEASED_TRIES - 1):
-            try:
-                return self.client.command(staff_id, command)
-            except OpsRefused as refused:
-                if refused.code != "leased":
-                    raise
-                self.console.print(f"[dim]{staff_id} is being synced; trying again…[/dim]")
-                time.sleep(float(refused.document.get("retry_after") or 1))
-        return self.client.command(staff_id, command)
+        """Run the command, waiting (a few times, as long as the API says) while a worker
+        holds the staff member."""
+
+        def told_to_wait(attempt: RetryCallState) -> None:
+            self.console.print(f"[dim]{staff_id} is being synced; trying again…[/dim]")
+
+        retrying = Retrying(
+            retry=retry_if_exception(_leased),
+            wait=_retry_after,
+            stop=stop_after_attempt(LEASED_TRIES),
+            before_sleep=told_to_wait,
+            reraise=True,
+        )
+        answer: dict[str, Any] = retrying(self.client.command, staff_id, command)
+        return answer
 
     def resync_all(self, *, wait: float | None) -> None:
         answer = self.client.resync()
@@ -430,3 +436,16 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _leased(error: BaseException) -> bool:
+    """A command refused because a worker holds the staff member right now."""
+    return isinstance(error, OpsRefused) and error.code == "leased"
+
+
+def _retry_after(attempt: RetryCallState) -> float:
+    """As long as the refusal said (`retry_after`), else a second."""
+    error = attempt.outcome.exception() if attempt.outcome is not None else None
+    if isinstance(error, OpsRefused):
+        return float(error.document.get("retry_after") or 1)
+    return 1.0

@@ -12,7 +12,8 @@ from azure.core.exceptions import ClientAuthenticationError
 from rich.console import Console
 
 from sync.ops import signin
-from sync.ops.cli import counts_line, finished, main, parser, staff_table
+from sync.ops.cli import LEASED_TRIES, Cli, counts_line, finished, main, parser, staff_table
+from sync.ops.client import OpsRefused
 
 SINCE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -103,3 +104,39 @@ def test_a_failed_sign_in_is_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> 
     assert code == 2
     assert "cannot sign in: DefaultAzureCredential failed to retrieve a token" in out.getvalue()
     assert "more" not in out.getvalue()
+
+
+class BusyThenFree:
+    """An ops API that refuses a command while a worker holds the staff member, `busy` times."""
+
+    def __init__(self, busy: int, code: str = "leased") -> None:
+        self.busy, self.code, self.calls = busy, code, 0
+
+    def command(self, staff_id: str, command: str) -> dict[str, Any]:
+        self.calls += 1
+        if self.calls <= self.busy:
+            raise OpsRefused(409, self.code, "being synced", {"retry_after": 0})
+        return {"staff_id": staff_id, "command": command}
+
+
+def test_a_command_waits_while_a_worker_holds_the_staff_member() -> None:
+    api = BusyThenFree(busy=2)
+    out = io.StringIO()
+    cli = Cli(api, Console(file=out), as_json=False)  # type: ignore[arg-type]
+
+    answer = cli.when_free("U-42", "resync")
+
+    assert answer == {"staff_id": "U-42", "command": "resync"}
+    assert api.calls == 3
+    assert out.getvalue().count("trying again") == 2
+
+
+def test_a_command_gives_up_after_a_few_tries_and_other_refusals_at_once() -> None:
+    stuck, refused = BusyThenFree(busy=100), BusyThenFree(busy=1, code="unknown_staff")
+
+    with pytest.raises(OpsRefused):
+        Cli(stuck, Console(file=io.StringIO()), as_json=False).when_free("U-42", "resync")  # type: ignore[arg-type]
+    with pytest.raises(OpsRefused):
+        Cli(refused, Console(file=io.StringIO()), as_json=False).when_free("U-42", "resync")  # type: ignore[arg-type]
+
+    assert (stuck.calls, refused.calls) == (LEASED_TRIES, 1)
