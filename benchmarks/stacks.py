@@ -1,8 +1,10 @@
 """The local stack for one measurement, on an Azurite shared by the whole run.
 
 Azurite takes seconds to stop, so one instance serves every measurement; each measurement gets
-fresh emulators and a fresh Functions host, and starts on an empty work queue so nothing left
-over from an earlier measurement is processed (or counted) in it.
+fresh emulators and a fresh Functions host, and starts on an empty work queue and empty tables so
+nothing left over from an earlier measurement is processed (or counted) in it: an earlier
+measurement's staff members would otherwise be in every timer cycle, their delta links pointing
+at an emulator that is gone.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from local.azurite import Azurite
 from local.graph_emulator.server import GraphEmulator
 from local.graph_emulator.throttling import ThrottleLimits
 from local.stack import LocalStack
-from sync.names import QUEUES
+from sync.names import QUEUES, TABLES
 from sync.storage.account import StorageAccount
 
 
@@ -39,6 +41,18 @@ async def clear_queues(azurite: Azurite) -> None:
         for name in QUEUES:
             with contextlib.suppress(ResourceNotFoundError):
                 await service.get_queue_client(name).clear_messages()
+
+
+async def clear_tables(azurite: Azurite) -> None:
+    """The service's tables, emptied: dropped and made anew."""
+    async with TableServiceClient.from_connection_string(azurite.connection_string) as service:
+        for name in TABLES:
+            await service.delete_table(name)  # no error if it does not exist
+    account = storage_account(azurite.connection_string)
+    try:
+        await account.ensure_created()
+    finally:
+        await account.close()
 
 
 async def queued_messages(azurite: Azurite, queue: str) -> int:
@@ -61,6 +75,7 @@ async def running_stack(
 ) -> AsyncIterator[LocalStack]:
     """Emulators and a host on `azurite`; the default timer (hourly) never fires in a run."""
     await clear_queues(azurite)
+    await clear_tables(azurite)
     extra = {"AzureWebJobsStorage": storage_connection} if storage_connection else {}
     stack = LocalStack(
         timer_schedule=timer_schedule,
