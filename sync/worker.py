@@ -325,8 +325,8 @@ class StaffWorker:
     ) -> StaffChanges:
         """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired."""
         assert self._importer is not None
-        window_start = self._kept_since(datetime.now(UTC))
-        rows = await self._links.current(staff_id, window_start)  # as the export left them
+        kept_since = self._kept_since(datetime.now(UTC))
+        rows = await self._links.current(staff_id, kept_since)  # as the export left them
         own = _own_events(rows)
         older: list[StaffItemRow] = []
 
@@ -353,7 +353,7 @@ class StaffWorker:
             # The e-mail now names another Microsoft 365 user: the old mailbox's delta link
             # says nothing about this one.
             cursor = cursor.model_copy(update={"delta_link": ""})
-        own_events = OwnEvents(own, since=window_start, look_up=look_up)
+        own_events = OwnEvents(own, since=kept_since, look_up=look_up)
 
         async def before_writes() -> None:
             # Stored at once, before Coconut changes: a pass that fails (or a host that dies)
