@@ -13,6 +13,7 @@ from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.graph_emulator.server import GraphEmulator
 from local.stack import WEBHOOK_SECRET, LocalStack
 from sync.graph.calendar import COCONUT_ID_PROPERTY
+from sync.ops.client import OpsClient, OpsRefused
 
 T = TypeVar("T")
 
@@ -80,3 +81,16 @@ async def eventually(condition: Callable[[], T | Literal[False] | None], within:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {within} s; last value: {value!r}")
         await asyncio.sleep(0.1)
+
+
+async def when_free(ops: OpsClient, staff_id: str, command: str) -> dict[str, Any]:
+    """The command, retried while a worker holds the staff member (409 leased), as an
+    administrator would."""
+    for _ in range(40):
+        try:
+            return ops.command(staff_id, command)
+        except OpsRefused as refused:
+            if refused.code != "leased":
+                raise
+            await asyncio.sleep(0.5)
+    return ops.command(staff_id, command)

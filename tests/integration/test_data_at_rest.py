@@ -46,9 +46,9 @@ from sync.ops.client import OpsClient
 from sync.storage.account import StorageAccount
 from sync.storage.item_table import TableItemStore
 from sync.storage.keys import table_key
-from tests.integration.conftest import deliver, eventually
+from tests.integration.conftest import deliver, eventually, when_free
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
-from tests.integration.test_ops import SOON, Person, row, run_cli_async, when_free
+from tests.integration.test_ops import SOON, Person, row, run_cli_async
 
 pytestmark = pytest.mark.integration
 

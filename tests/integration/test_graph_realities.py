@@ -37,9 +37,9 @@ from sync.content_cipher import new_data_key
 from sync.export.planning import transaction_id
 from sync.graph.calendar import COCONUT_ID_PROPERTY
 from sync.imports.busy_time import external_id_for
-from sync.ops.client import OpsClient, OpsRefused, parse_time
+from sync.ops.client import OpsClient, parse_time
 from sync.worker import RUN_BACKOFF_CAP, RUN_BACKOFF_FIRST, RUN_ERROR_AFTER
-from tests.integration.conftest import deliver, eventually
+from tests.integration.conftest import deliver, eventually, when_free
 from tests.integration.realities import (
     SERVICE,
     SOON,
@@ -119,19 +119,6 @@ async def one_event(
         lambda: len(events := copies(graph, box, item_key)) == 1 and events, within
     )
     return found[0]
-
-
-async def when_free(ops: OpsClient, staff_id: str, command: str) -> dict[str, Any]:
-    """The command, retried while a worker holds the staff member (409 leased), as an
-    administrator would."""
-    for _ in range(40):
-        try:
-            return ops.command(staff_id, command)
-        except OpsRefused as refused:
-            if refused.code != "leased":
-                raise
-            await asyncio.sleep(0.5)
-    return ops.command(staff_id, command)
 
 
 def recorded_after(ops: OpsClient, staff_id: str, moment: str) -> bool:

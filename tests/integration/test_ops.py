@@ -31,7 +31,7 @@ from sync.staff_record import Roster, StaffChanges
 from sync.storage.account import StorageAccount
 from sync.storage.staff_table import TableStaffStore
 from sync.work import StaffSyncRequest
-from tests.integration.conftest import deliver, eventually, synced_events
+from tests.integration.conftest import deliver, eventually, synced_events, when_free
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
 
 pytestmark = pytest.mark.integration
@@ -139,19 +139,6 @@ async def synced(ops: OpsClient, person: Person) -> dict[str, Any]:
     return await eventually(
         lambda: (r := row(ops, person.staff_id)).get("status") == "Syncing" and r
     )
-
-
-async def when_free(ops: OpsClient, staff_id: str, command: str) -> dict[str, Any]:
-    """The command, retried while a worker holds the staff member (409 leased), as an
-    administrator would."""
-    for _ in range(20):
-        try:
-            return ops.command(staff_id, command)
-        except OpsRefused as refused:
-            if refused.code != "leased":
-                raise
-            await asyncio.sleep(0.5)
-    return ops.command(staff_id, command)
 
 
 def run_cli(stack: LocalStack, *argv: str) -> tuple[int, str]:

@@ -40,9 +40,9 @@ from sync.names import ITEMS_TABLE, QUEUES
 from sync.ops import cli
 from sync.ops.client import OpsClient, OpsRefused
 from sync.trace_file import read_spans
-from tests.integration.conftest import deliver, eventually
+from tests.integration.conftest import deliver, eventually, when_free
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
-from tests.integration.test_ops import SOON, Person, row, when_free
+from tests.integration.test_ops import SOON, Person, row
 
 pytestmark = pytest.mark.integration
 
