@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from typing import Any, Literal, TypeVar
 
 import pytest
+from azure.data.tables.aio import TableServiceClient
+from azure.storage.queue.aio import QueueServiceClient
 
 from local.coconut_emulator.webhooks.delivery import Backoff, WebhookSender
 from local.graph_emulator.server import GraphEmulator
@@ -94,3 +96,25 @@ async def when_free(ops: OpsClient, staff_id: str, command: str) -> dict[str, An
                 raise
             await asyncio.sleep(0.5)
     return ops.command(staff_id, command)
+
+
+# Fixtures over the `stack` each test module starts for itself.
+
+
+@pytest.fixture
+def ops(stack: LocalStack) -> Iterator[OpsClient]:
+    assert stack.host is not None
+    with OpsClient(stack.host.base_url) as client:
+        yield client
+
+
+@pytest.fixture
+async def clients(
+    stack: LocalStack,
+) -> AsyncIterator[tuple[TableServiceClient, QueueServiceClient]]:
+    connection = stack.azurite.connection_string
+    async with (
+        TableServiceClient.from_connection_string(connection) as tables,
+        QueueServiceClient.from_connection_string(connection) as queues,
+    ):
+        yield tables, queues

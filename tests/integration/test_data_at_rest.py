@@ -218,25 +218,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def ops(stack: LocalStack) -> Iterator[OpsClient]:
-    assert stack.host is not None
-    with OpsClient(stack.host.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-async def clients(
-    stack: LocalStack,
-) -> AsyncIterator[tuple[TableServiceClient, QueueServiceClient]]:
-    connection = stack.azurite.connection_string
-    async with (
-        TableServiceClient.from_connection_string(connection) as tables,
-        QueueServiceClient.from_connection_string(connection) as queues,
-    ):
-        yield tables, queues
-
-
-@pytest.fixture
 async def account(stack: LocalStack) -> AsyncIterator[StorageAccount]:
     connection = stack.azurite.connection_string
     storage = StorageAccount(

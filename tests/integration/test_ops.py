@@ -48,13 +48,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
 
 
 @pytest.fixture
-def ops(stack: LocalStack) -> Iterator[OpsClient]:
-    assert stack.host is not None
-    with OpsClient(stack.host.base_url) as client:
-        yield client
-
-
-@pytest.fixture
 async def storage(stack: LocalStack) -> AsyncIterator[StorageAccount]:
     connection = stack.azurite.connection_string
     account = StorageAccount(

@@ -22,7 +22,7 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -122,18 +122,6 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
         host_log=folder / "host.log", extra_settings={"SYNC_TRACE_FILE": spans}
     ) as running:
         yield running
-
-
-@pytest.fixture
-async def clients(
-    stack: LocalStack,
-) -> AsyncIterator[tuple[TableServiceClient, QueueServiceClient]]:
-    connection = stack.azurite.connection_string
-    async with (
-        TableServiceClient.from_connection_string(connection) as tables,
-        QueueServiceClient.from_connection_string(connection) as queues,
-    ):
-        yield tables, queues
 
 
 async def stored_outside_items(tables: TableServiceClient) -> dict[str, list[str]]:
