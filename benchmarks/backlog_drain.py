@@ -1,9 +1,11 @@
 """Backlog drain under a small per-mailbox throttle limit, for 1, 10 and 100 mailboxes.
 
-Each mailbox first holds one synced appointment (resolved, steady state). Then the Graph
-emulator's limit is set to `limit` requests per `window` seconds per mailbox (window emptied) and
-`creates` bookings per mailbox are posted at once. The drain ends when every event is in its
-mailbox.
+The Graph emulator limits each mailbox to `limit` requests per `window` seconds (sliding), and
+the host is set to the same limit (`GRAPH_MAILBOX_REQUESTS_PER_WINDOW`,
+`GRAPH_MAILBOX_WINDOW_SECONDS`), as a bank's deployment knows Graph's. Each mailbox first holds
+one synced appointment (resolved, steady state); after one quiet window (both sides' counts
+empty), `creates` bookings per mailbox are posted at once. The drain ends when every event is in
+its mailbox.
 
 Fraction of the ceiling: a perfect client that sends only the creates, all at once, needs
 `window * floor((creates - 1) / limit)` seconds under a sliding window (the first `limit` go at
@@ -37,7 +39,8 @@ from local.azurite import Azurite
 from local.graph_emulator.throttling import ThrottleLimits
 
 TARGET_FRACTION = 0.90
-TARGET_THROTTLED = 0.05
+TARGET_THROTTLED = 0.01
+TARGET_REQUESTS_PER_CREATE = 1.1
 POST_CONCURRENCY = 16
 
 
@@ -63,10 +66,11 @@ class DrainResult:
 
 
 async def _drain(azurite: Azurite, plan: Plan, case: DrainCase) -> DrainResult:
+    limits = ThrottleLimits(requests_per_window=case.limit, window_seconds=case.window)
     async with running_stack(
-        azurite, name=f"drain-{case.mailboxes}", log_dir=plan.log_dir
+        azurite, name=f"drain-{case.mailboxes}", log_dir=plan.log_dir, limits=limits
     ) as stack:
-        people = enrol(stack, case.mailboxes, on_roster=False)
+        people = enrol(stack, case.mailboxes)
         coconut = new_coconut()
         async with sender(stack) as coconut_sender:
             warm = [book(coconut, person, 0) for person in people]
@@ -78,10 +82,7 @@ async def _drain(azurite: Azurite, plan: Plan, case: DrainCase) -> DrainResult:
 
             await asyncio.gather(*(post(e) for e in warm))  # type: ignore[arg-type]
             await queue_drained(azurite, within=300)
-            stack.graph.state.throttle.configure(
-                ThrottleLimits(requests_per_window=case.limit, window_seconds=case.window)
-            )
-            stack.graph.state.throttle.reset()
+            await asyncio.sleep(case.window)  # a quiet window: the backlog starts on empty counts
             before = {p.mailbox: graph_requests(stack.graph, p.mailbox) for p in people}
             backlog = {
                 person.mailbox: [book(coconut, person, 1 + n) for n in range(case.creates)]
@@ -155,6 +156,13 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
                 "%",
                 f"≤ {TARGET_THROTTLED:.0%}",
                 result.throttled_share <= TARGET_THROTTLED,
+            ),
+            Figure(
+                f"Graph requests per create, {case.mailboxes} mailbox(es)",
+                round(result.requests / creates, 2),
+                "",
+                f"≤ {TARGET_REQUESTS_PER_CREATE:g}",
+                result.requests / creates <= TARGET_REQUESTS_PER_CREATE,
             ),
         ]
     section.notes.append(

@@ -38,7 +38,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         ),
     )
     async with running_stack(azurite, name="writes", log_dir=plan.log_dir) as stack:
-        [person] = enrol(stack, 1, on_roster=False)
+        [person] = enrol(stack, 1)
         coconut = new_coconut()
         async with sender(stack) as coconut_sender:
             before = graph_requests(stack.graph, person.mailbox)

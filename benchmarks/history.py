@@ -130,7 +130,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         async with running_stack(
             azurite, storage_connection=meter.connection_string, name="history"
         ) as stack:
-            fresh, veteran = enrol(stack, 2, on_roster=False)
+            fresh, veteran = enrol(stack, 2)
             coconut = new_coconut()
             # A first booking each resolves their mailboxes and makes the first import round.
             for person in (fresh, veteran):

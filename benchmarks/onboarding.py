@@ -45,7 +45,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
     section.method = __doc__ or ""
     limits = ThrottleLimits()
     async with running_stack(azurite, name="onboarding", log_dir=plan.log_dir) as stack:
-        people: list[StaffMember] = enrol(stack, staff, on_roster=False)
+        people: list[StaffMember] = enrol(stack, staff)
         keys: dict[str, set[str]] = {}
         first = (datetime.now(UTC) + timedelta(days=2)).replace(minute=0, second=0, microsecond=0)
         for person in people:

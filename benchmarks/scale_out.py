@@ -112,7 +112,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         async with running_stack(azurite, name=f"scale-{count}", log_dir=plan.log_dir) as stack:
             hosts = Hosts(stack, count).start()
             try:
-                people = enrol(stack, plan.scale_staff, on_roster=False)
+                people = enrol(stack, plan.scale_staff)
                 warm = new_coconut()
                 async with sender(stack) as coconut_sender:
                     await asyncio.gather(

@@ -73,10 +73,17 @@ async def running_stack(
     log_dir: Path | None = None,
     name: str = "stack",
 ) -> AsyncIterator[LocalStack]:
-    """Emulators and a host on `azurite`; the default timer (hourly) never fires in a run."""
+    """Emulators and a host on `azurite`; the default timer (hourly) never fires in a run.
+    With `limits`, the Graph emulator throttles at them and the host is told them, as a bank
+    would set the service to Graph's (lower) limit."""
     await clear_queues(azurite)
     await clear_tables(azurite)
     extra = {"AzureWebJobsStorage": storage_connection} if storage_connection else {}
+    if limits is not None:
+        extra |= {
+            "GRAPH_MAILBOX_REQUESTS_PER_WINDOW": str(limits.requests_per_window),
+            "GRAPH_MAILBOX_WINDOW_SECONDS": str(limits.window_seconds),
+        }
     stack = LocalStack(
         timer_schedule=timer_schedule,
         notifications=notifications,

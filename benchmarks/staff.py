@@ -39,7 +39,10 @@ class StaffMember:
         return payloads.staff_member(self.staff_id, self.email, "Staff", self.staff_id[-6:])
 
 
-def enrol(stack: LocalStack, count: int, *, on_roster: bool = True) -> list[StaffMember]:
+def enrol(stack: LocalStack, count: int) -> list[StaffMember]:
+    """`count` staff members, each a Coconut user on the roster with a Microsoft 365 mailbox,
+    as at a bank. (A staff member Coconut does not know would fail every import of their busy
+    time, and each of their passes would read Outlook again.)"""
     tag = uuid.uuid4().hex[:6]
     people = []
     for number in range(count):
@@ -50,8 +53,7 @@ def enrol(stack: LocalStack, count: int, *, on_roster: bool = True) -> list[Staf
             mail=email,
             time_zone="Eastern Standard Time",
         ).id
-        if on_roster:
-            stack.coconut.add_user(staff_id, email, "Staff", f"{tag}{number}")
+        stack.coconut.add_user(staff_id, email, "Staff", f"{tag}{number}")
         people.append(StaffMember(staff_id, email, mailbox))
     return people
 

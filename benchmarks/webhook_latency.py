@@ -112,7 +112,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         ),
     )
     async with running_stack(azurite, name="webhooks", log_dir=plan.log_dir) as stack:
-        people = enrol(stack, plan.webhook_staff, on_roster=False)
+        people = enrol(stack, plan.webhook_staff)
         coconut = new_coconut()
         async with sender(stack) as coconut_sender:
             warm = [book(coconut, person, 0) for person in people]

@@ -61,7 +61,7 @@ class Services:
             item_table, links, staff, timedelta(days=settings.sync_content_retention_days)
         )
         queue = StorageWorkQueue(account)
-        graph_calls = GraphCaller()
+        graph_calls = GraphCaller(rate=settings.graph_mailbox_rate)
         graph = build_graph_client(settings)
         calendar = GraphCalendar(graph, graph_calls)
         subscriptions = None

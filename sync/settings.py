@@ -18,6 +18,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from sync.content_cipher import ContentCipher, DataKey
+from sync.graph.pacing import GRAPH_MAILBOX_REQUESTS, GRAPH_MAILBOX_WINDOW_SECONDS, MailboxRate
 
 DEFAULT_GRAPH_BASE_URL = "https://graph.microsoft.com/v1.0"
 DEFAULT_TIMER_SCHEDULE = "0 */5 * * * *"
@@ -99,6 +100,19 @@ class Settings(BaseSettings):
     # Days an item's content is kept once the item has ended (sync.retention).
     sync_content_retention_days: int = Field(
         default=DEFAULT_CONTENT_RETENTION_DAYS, ge=1, le=3650, alias="SYNC_CONTENT_RETENTION_DAYS"
+    )
+
+    # Outlook's per-app, per-mailbox request limit (graph/throttling-limits), which the service
+    # paces itself to (sync.graph.pacing). Only to be lowered, e.g. to leave room for another
+    # app of the same registration, or to match an emulator's.
+    graph_mailbox_requests_per_window: int = Field(
+        default=GRAPH_MAILBOX_REQUESTS,
+        ge=1,
+        le=GRAPH_MAILBOX_REQUESTS,
+        alias="GRAPH_MAILBOX_REQUESTS_PER_WINDOW",
+    )
+    graph_mailbox_window_seconds: float = Field(
+        default=GRAPH_MAILBOX_WINDOW_SECONDS, gt=0, le=3600, alias="GRAPH_MAILBOX_WINDOW_SECONDS"
     )
 
     @field_validator("graph_base_url")
@@ -192,6 +206,12 @@ class Settings(BaseSettings):
         )
         first = schedule.get_next(datetime)
         return float((schedule.get_next(datetime) - first).total_seconds())
+
+    @property
+    def graph_mailbox_rate(self) -> MailboxRate:
+        return MailboxRate(
+            self.graph_mailbox_requests_per_window, self.graph_mailbox_window_seconds
+        )
 
     @property
     def content_cipher(self) -> ContentCipher:

@@ -40,7 +40,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
 from sync.errors import EventGone
-from sync.graph.calls import GraphCaller
+from sync.graph.calls import DIRECTORY, GraphCaller
 from sync.ports import DeltaPage, MailboxUser, WrittenEvent
 
 # The extended property that marks an event as written by this service for one Coconut item.
@@ -109,7 +109,7 @@ class GraphCalendar:
             filter=f"mail eq '{_odata_string(mail)}'", select=["id", "mail"]
         )
         found = await self._caller.call(
-            "directory", lambda: self._client.users.get(request_configuration=_config(query))
+            DIRECTORY, lambda: self._client.users.get(request_configuration=_config(query))
         )
         users = [u for u in (found.value if found and found.value else []) if u.id]
         match = [u for u in users if (u.mail or "").casefold() == mail.casefold()]

@@ -1,7 +1,8 @@
-"""Every Graph call goes through here: error mapping, short retries, per-mailbox concurrency.
+"""Every Graph call goes through here: error mapping, short retries, per-mailbox limits.
 
 Graph allows 4 concurrent requests per app per mailbox; a semaphore per mailbox keeps this
-process within that (the staff lease keeps other processes off the mailbox). A 429/503/504 or a
+process within that (the staff lease keeps other processes off the mailbox), and the pacer
+(`sync.graph.pacing`) keeps it within the mailbox's requests per window. A 429/503/504 or a
 transport failure is retried here when Graph asks for a short wait; a longer wait is raised as
 `GraphRetryable` so the queue worker can put the message back with that delay instead of
 sleeping. Every other answer is mapped into the service's error vocabulary (`sync.errors`).
@@ -14,7 +15,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Final, TypeVar
 
 import httpx
 from kiota_abstractions.api_error import APIError
@@ -22,12 +23,20 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from sync.errors import DeltaExpired, EventGone, SyncError
 from sync.graph.errors import AccessDenied, GraphRefused, GraphRetryable, MailboxUnreachable
+from sync.graph.pacing import MailboxPacer, MailboxRate
 from sync.telemetry import count_graph_throttled
 
 T = TypeVar("T")
 
 MAX_CONCURRENT_PER_MAILBOX = 4
 RETRYABLE = {429, 500, 502, 503, 504}
+# Requests about the tenant's directory (finding a user), not about one mailbox: not paced.
+DIRECTORY: Final = "directory"
+# A request waits this long at most for its mailbox's window to have room; a longer wait (a
+# mailbox that used up its 10 minutes' worth) goes back to the queue as a delay.
+MAX_PACING_WAIT: Final = 30.0
+# The code of a wait the pacer asked for (Graph was not asked).
+PACED: Final = "MailboxPaced"
 
 
 @dataclass
@@ -118,24 +127,50 @@ def map_api_error(error: APIError, attempt: int) -> SyncError:
 
 
 class GraphCaller:
-    def __init__(self, *, max_inline_wait: float = 5.0, attempts: int = 4) -> None:
+    def __init__(
+        self,
+        *,
+        max_inline_wait: float = 5.0,
+        attempts: int = 4,
+        rate: MailboxRate | None = None,
+        max_pacing_wait: float = MAX_PACING_WAIT,
+    ) -> None:
         self._max_inline_wait = max_inline_wait
+        self._max_pacing_wait = max_pacing_wait
         self._attempts = attempts
         self._slots: dict[str, asyncio.Semaphore] = defaultdict(
             lambda: asyncio.Semaphore(MAX_CONCURRENT_PER_MAILBOX)
         )
         self._resume_at: dict[str, float] = {}
+        self._pacer = MailboxPacer(rate or MailboxRate())
         self.stats = GraphCallStats()
 
     async def _wait_for_mailbox(self, mailbox: str) -> None:
-        """Hold a request until the mailbox's throttling window reopens; a long wait goes back
-        to the caller as `GraphRetryable` (the queue worker turns it into a message delay)."""
-        wait = self._resume_at.get(mailbox, 0.0) - time.monotonic()
-        if wait <= 0:
-            return
-        if wait > self._max_inline_wait:
-            raise retry_later(wait, 429, "ResumeLater")
-        await asyncio.sleep(wait)
+        """Hold a request until the mailbox takes it: its throttling window reopened (Graph's
+        `Retry-After`) and the pacer has room. A long wait goes back to the caller as
+        `GraphRetryable` (the queue worker turns it into a message delay)."""
+        while True:
+            throttled = self._resume_at.get(mailbox, 0.0) - time.monotonic()
+            if throttled > self._max_inline_wait:
+                raise retry_later(throttled, 429, "ResumeLater")
+            paced = self._pacer.room_in(mailbox) if mailbox != DIRECTORY else 0.0
+            if paced > self._max_pacing_wait:
+                raise self._paced(paced)
+            wait = max(throttled, paced)
+            if wait <= 0:
+                return
+            # Looked at again after the wait: others may have taken the room meanwhile.
+            await asyncio.sleep(wait)
+
+    def _paced(self, wait: float) -> GraphRetryable:
+        rate = self._pacer.rate
+        return GraphRetryable(
+            f"the mailbox has had its {rate.requests} Graph requests of the last "
+            f"{rate.window_seconds:g} s; retry after {wait:.1f} s",
+            wait,
+            status=429,
+            code=PACED,
+        )
 
     async def call(
         self, mailbox: str, operation: Callable[[], Awaitable[T]], *, replayable: bool = True
@@ -179,15 +214,23 @@ class GraphCaller:
         async with self._slots[mailbox]:
             await self._wait_for_mailbox(mailbox)
             self.stats.requests += 1
+            paced = mailbox != DIRECTORY
+            if paced:
+                self._pacer.sending(mailbox)
+            refused = False
             try:
                 result = await operation()
             except APIError as error:
                 failure = map_api_error(error, attempt)
+                refused = error.response_status_code == 429
             except httpx.TransportError as error:
                 failure = retry_later(min(2.0**attempt, 30.0), None, type(error).__name__)
             else:
                 self.stats.by_status[200] += 1
                 return result
+            finally:
+                if paced:
+                    self._pacer.answered(mailbox, counted=not refused)
         if isinstance(failure, GraphRetryable) and failure.status in (429, 503):
             # Graph said when this mailbox takes requests again: every request for it waits
             # until then, instead of each of the concurrent ones running into the closed window.

@@ -9,6 +9,7 @@ import hashlib
 import pytest
 
 from sync.content_cipher import KEY_FORMAT, DataKey, new_data_key
+from sync.graph.pacing import MailboxRate
 from sync.settings import (
     DEFAULT_GRAPH_BASE_URL,
     DEFAULT_TIMER_SCHEDULE,
@@ -307,3 +308,15 @@ def test_the_content_retention_defaults_to_30_days_within_bounds(
         assert load_settings().sync_content_retention_days == int(value)
     else:
         assert refusal(environment).startswith("invalid setting SYNC_CONTENT_RETENTION_DAYS: ")
+
+
+def test_the_mailbox_rate_defaults_to_graphs_limit_and_may_only_be_lowered(
+    environment: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().graph_mailbox_rate == MailboxRate(10_000, 600.0)
+    environment.setenv("GRAPH_MAILBOX_REQUESTS_PER_WINDOW", "60")
+    environment.setenv("GRAPH_MAILBOX_WINDOW_SECONDS", "10")
+    assert load_settings().graph_mailbox_rate == MailboxRate(60, 10.0)
+
+    environment.setenv("GRAPH_MAILBOX_REQUESTS_PER_WINDOW", "20000")
+    assert refusal(environment).startswith("invalid setting GRAPH_MAILBOX_REQUESTS_PER_WINDOW: ")

@@ -1,6 +1,6 @@
 """Every Graph call goes through `GraphCaller`: what each answer becomes in the service's error
 vocabulary, which waits are retried in place and which go back to the queue, and the per-mailbox
-gates (concurrency, and the throttling window Graph names)."""
+gates (concurrency, the throttling window Graph names, and the pacing at Graph's rate)."""
 
 from __future__ import annotations
 
@@ -16,12 +16,15 @@ from msgraph.generated.models.o_data_errors.o_data_error import ODataError
 
 from sync.errors import DeltaExpired, EventGone, Permanent, Retryable, SyncError
 from sync.graph.calls import (
+    DIRECTORY,
     MAX_CONCURRENT_PER_MAILBOX,
+    PACED,
     GraphCaller,
     map_api_error,
     retry_later,
 )
 from sync.graph.errors import AccessDenied, GraphRefused, GraphRetryable, MailboxUnreachable
+from sync.graph.pacing import MailboxRate
 
 
 def graph_error(
@@ -267,3 +270,40 @@ async def test_at_most_four_requests_run_at_once_per_mailbox() -> None:
     mailboxes = [f"user-{n}" for n in range(10)]
     await asyncio.gather(*(caller.call(mailbox, request()) for mailbox in mailboxes))
     assert running["most"] == 10, "mailboxes do not wait for each other"
+
+
+async def test_requests_beyond_the_mailbox_rate_wait_for_room_instead_of_a_429() -> None:
+    caller = GraphCaller(rate=MailboxRate(requests=2, window_seconds=0.3))
+    graph = Graph()
+
+    started = time.monotonic()
+    for _ in range(3):
+        await caller.call("user-1", graph)
+
+    assert graph.calls == 3
+    assert time.monotonic() - started >= 0.3, "the third went once the first left the window"
+    assert caller.stats.throttled == 0
+
+
+async def test_a_pacing_wait_longer_than_allowed_goes_back_to_the_queue() -> None:
+    caller = GraphCaller(rate=MailboxRate(requests=1, window_seconds=60), max_pacing_wait=5)
+    first, second = Graph(), Graph()
+    await caller.call("user-1", first)
+
+    with pytest.raises(GraphRetryable) as paced:
+        await caller.call("user-1", second)
+
+    assert second.calls == 0, "not sent: Graph would have answered 429"
+    assert (paced.value.status, paced.value.code) == (429, PACED)
+    assert 59 <= paced.value.delay <= 60
+    assert "retry after" in str(paced.value)
+
+
+async def test_directory_requests_are_not_paced_as_a_mailbox() -> None:
+    caller = GraphCaller(rate=MailboxRate(requests=1, window_seconds=60), max_pacing_wait=5)
+    graph = Graph()
+
+    for _ in range(3):
+        await caller.call(DIRECTORY, graph)
+
+    assert graph.calls == 3
