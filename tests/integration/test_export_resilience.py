@@ -289,6 +289,30 @@ async def test_429_storm_converges_to_one_event_per_appointment_and_staff(
     assert throttled >= len(staff), f"no storm happened ({throttled} answers were 429)"
 
 
+async def test_a_backlog_is_paced_to_the_mailbox_limit_without_a_single_429(
+    tmp_path: Path,
+) -> None:
+    # Graph's limit made small, and the service told it (as a deployment knows Graph's).
+    paced = {"GRAPH_MAILBOX_REQUESTS_PER_WINDOW": "4", "GRAPH_MAILBOX_WINDOW_SECONDS": "2"}
+    with LocalStack(
+        host_log=tmp_path / "host.log", timer_schedule=TIMER_OFF, extra_settings=paced
+    ) as stack:
+        limit_requests(stack.graph, requests=4, window_seconds=2)
+        jane = new_advisor(stack)
+        coconut = new_coconut()
+        bookings = Bookings()
+        for hour in range(10):  # 10 creates and the first pass's reads: several windows' worth
+            bookings.add(book(coconut, [jane], hour=hour), [jane])
+
+        async with sender(stack) as coconut_side:
+            deliveries = await coconut_side.deliver_concurrently(bookings.envelopes)
+        assert [d.status for d in deliveries] == [202] * 10
+
+        await converged(stack, [jane], bookings, within=30)
+        assert throttled_answers(stack.graph, jane.box) == 0
+        assert sum(graph_writes(stack.graph, jane.box).values()) == 10, "one POST per booking"
+
+
 async def test_mailbox_throttled_for_long_does_not_hold_up_the_others(
     own_stack: LocalStack,
 ) -> None:
