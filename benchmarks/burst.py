@@ -10,9 +10,7 @@ and what was lost or duplicated (read back from the Graph emulator).
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from pathlib import Path
 
 from benchmarks.percentiles import percentile
 from benchmarks.plan import Plan
@@ -31,18 +29,9 @@ TARGET_202_P99 = 0.25
 
 
 def host_cpu_seconds(stack: LocalStack) -> float:
-    """User + system CPU time of the stack's host process so far."""
+    """User + system CPU time of the stack's host so far (its processes together)."""
     assert stack.host is not None
-    pid = stack.host.pid
-    assert pid is not None
-    return process_cpu_seconds(pid)
-
-
-def process_cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux `/proc`)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return stack.host.cpu_seconds()
 
 
 def events_by_key(graph: GraphEmulator, mailboxes: list[str]) -> dict[str, int]:

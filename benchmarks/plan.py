@@ -58,7 +58,7 @@ class Plan:
 
 FULL = Plan(
     quick=False,
-    webhook_rates=((1, 20), (10, 20), (50, 10)),
+    webhook_rates=((1, 20), (10, 20), (50, 10), (100, 10)),
     webhook_staff=50,
     sync_timeout=60,
     effective_changes=10,
@@ -90,7 +90,7 @@ FULL = Plan(
 
 QUICK = Plan(
     quick=True,
-    webhook_rates=((1, 3), (10, 2), (50, 1)),
+    webhook_rates=((1, 3), (10, 2), (50, 1), (100, 1)),
     webhook_staff=5,
     sync_timeout=15,
     effective_changes=3,

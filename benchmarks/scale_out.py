@@ -17,7 +17,7 @@ import contextlib
 import itertools
 import time
 
-from benchmarks.burst import events_by_key, mailboxes_settled, process_cpu_seconds
+from benchmarks.burst import events_by_key, mailboxes_settled
 from benchmarks.plan import Plan
 from benchmarks.report import Figure, Section, number
 from benchmarks.stacks import running_stack
@@ -26,15 +26,15 @@ from chaos.hosts import Hosts
 from local.azurite import Azurite
 from local.coconut_emulator.webhooks.delivery import WebhookSender
 from local.coconut_emulator.webhooks.payloads import Envelope
+from local.host_process import HostProcess
 from local.stack import LocalStack
 
 # Deliveries in flight at once, over all the hosts.
 CONCURRENCY = 20
 
 
-def _pids(stack: LocalStack, hosts: Hosts) -> list[int]:
-    processes = [stack.host, *hosts.others]
-    return [p.pid for p in processes if p is not None and p.pid is not None]
+def _hosts(stack: LocalStack, hosts: Hosts) -> list[HostProcess]:
+    return [p for p in (stack.host, *hosts.others) if p is not None]
 
 
 async def _drain(
@@ -50,8 +50,8 @@ async def _drain(
         senders.append(one)
     turns = itertools.cycle(senders)
     slots = asyncio.Semaphore(CONCURRENCY)
-    pids = _pids(stack, hosts)
-    cpu_before = sum(process_cpu_seconds(pid) for pid in pids)
+    running = _hosts(stack, hosts)
+    cpu_before = sum(host.cpu_seconds() for host in running)
     started = time.monotonic()
 
     async def deliver(one: WebhookSender, envelope: Envelope) -> None:
@@ -68,13 +68,13 @@ async def _drain(
             break
         await asyncio.sleep(0.1)
     seconds = time.monotonic() - started
-    cpu = sum(process_cpu_seconds(pid) for pid in pids) - cpu_before
+    cpu = sum(host.cpu_seconds() for host in running) - cpu_before
     held = events_by_key(stack.graph, mailboxes)
     lost = len(expected - held.keys())
     duplicated = sum(1 for key in expected if held.get(key, 0) > 1)
     changes = len(envelopes)
     rate = changes / seconds
-    count = len(pids)
+    count = len(running)
     row = (
         str(count),
         f"{len(people)} x {bookings}",

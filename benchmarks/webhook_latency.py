@@ -33,6 +33,9 @@ from local.stack import LocalStack
 POLL_SECONDS = 0.02
 TARGET_P99 = 2.0
 TARGET_RATE = 10
+# Webhook intake stays responsive while the worker drains the backlog it is taking in.
+INTAKE_RATE = 100.0
+INTAKE_P99 = 0.25
 
 
 class Timings:
@@ -155,6 +158,18 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
                 )
                 if timings.failed:
                     section.notes.append(f"at {rate:g}/s, {timings.failed} webhooks failed")
+                if rate >= INTAKE_RATE:
+                    # Intake while the worker drains what arrived: Coconut must get its 202 fast.
+                    acked_p99 = percentile(timings.ack_seconds, 99)
+                    section.figures.append(
+                        Figure(
+                            f"202 p99 at {rate:g}/s while the worker drains",
+                            acked_p99,
+                            "s",
+                            f"≤ {INTAKE_P99 * 1000:g} ms at {INTAKE_RATE:g}/s",
+                            acked_p99 is not None and acked_p99 <= INTAKE_P99,
+                        )
+                    )
                 section.figures.append(
                     Figure(
                         f"events never in Graph ({plan.sync_timeout:g} s after the last 202) "

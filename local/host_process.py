@@ -63,14 +63,23 @@ class HostProcess:
                 env=environment,
                 stdout=output,
                 stderr=subprocess.STDOUT,
+                # A group of its own: a kill takes the host's trigger process with it at once.
+                start_new_session=True,
             )
         self.wait_healthy(timeout)
         return self
 
     @property
     def pid(self) -> int | None:
-        """The host process's id while it runs (for CPU measurements)."""
+        """The host process's id while it runs."""
         return self._process.pid if self._process is not None else None
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of the host and the processes it started (its trigger
+        process), from Linux `/proc`."""
+        if self.pid is None:
+            return 0.0
+        return sum(_cpu_seconds(pid) for pid in process_tree(self.pid))
 
     def wait_healthy(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -99,9 +108,10 @@ class HostProcess:
         return code
 
     def kill(self) -> None:
-        """Kill without warning (a crash)."""
+        """Kill without warning (a crash), with every process the host started."""
         if self._process is not None:
-            self._process.kill()
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._process.pid, signal.SIGKILL)
             self._process.wait()
             self._process = None
 
@@ -115,3 +125,27 @@ class HostProcess:
         tb: TracebackType | None,
     ) -> None:
         self.stop()
+
+
+def process_tree(root: int) -> list[int]:
+    """`root` and its descendants, as `/proc` lists them now."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    tree, frontier = [root], [root]
+    while frontier:
+        children = parents.get(frontier.pop(), [])
+        tree += children
+        frontier += children
+    return tree
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of one process so far (0 once it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

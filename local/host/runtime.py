@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Literal
 
 import azure.functions as func
 from starlette.applications import Starlette
@@ -26,8 +27,14 @@ from local.host.timers import TimerRunner
 log = logging.getLogger("local.host")
 
 
+# Which functions a host process runs (local/host/instances.py): all of them, only the HTTP
+# functions, or only the timer and queue triggers.
+Runs = Literal["all", "http", "triggers"]
+
+
 class HostRuntime:
-    """Every trigger of one function app: HTTP routes, timers and queue listeners."""
+    """The triggers of one function app a host process runs: HTTP routes, timers and queue
+    listeners."""
 
     def __init__(
         self,
@@ -35,8 +42,12 @@ class HostRuntime:
         config: HostConfig,
         queue_lease_seconds: float = 600.0,
         principal: LocalPrincipal | None = None,
+        runs: Runs = "all",
     ) -> None:
         self.config = config
+        self.runs = runs
+        # Whatever else must run before the host is healthy (the trigger process, if any).
+        self.ready_elsewhere: Callable[[], bool] = lambda: True
         # Who every HTTP caller is (local/host/principal.py); None: nobody signed in.
         self.principal = principal
         self.functions = describe_functions(app)
@@ -53,13 +64,17 @@ class HostRuntime:
         self.running = False
 
     async def start(self) -> None:
-        for listener in self._queues:
-            await listener.start()
-        for timer in self._timers:
-            await timer.start()
+        if self.runs != "http":
+            for listener in self._queues:
+                await listener.start()
+            for timer in self._timers:
+                await timer.start()
         self.running = True
         for function in self.functions:
-            log.info("Function %s: %s", function.name, _describe(function, self.config))
+            if self.runs == "all" or (self.runs == "http") == isinstance(function, HttpFunction):
+                log.info("Function %s: %s", function.name, _describe(function, self.config))
+        if self.runs == "triggers":
+            return
         log.info(
             "HTTP callers are signed in as %s (%s)",
             f"a principal with roles {', '.join(self.principal.roles) or '(none)'}"
@@ -82,7 +97,7 @@ class HostRuntime:
             http_functions,
             self.config.route_prefix,
             self._invoker,
-            lambda: self.running,
+            lambda: self.running and self.ready_elsewhere(),
             principal=self.principal,
         )
 

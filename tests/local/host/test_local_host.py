@@ -6,6 +6,7 @@ import base64
 import contextlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -19,7 +20,7 @@ from azure.storage.queue import QueueClient
 
 from local.azurite import REPO_ROOT, Azurite
 from local.host.principal import DEFAULT_ROLES, LocalPrincipal
-from local.host_process import HostProcess
+from local.host_process import HostProcess, process_tree
 from sync.content_cipher import new_data_key
 
 pytestmark = pytest.mark.integration
@@ -61,6 +62,11 @@ def read_events(path: Path) -> list[dict[str, object]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def what_ran(path: Path) -> list[dict[str, object]]:
+    """The events, without the process that ran each."""
+    return [{k: v for k, v in event.items() if k != "pid"} for event in read_events(path)]
 
 
 def wait_until(condition: Callable[[], bool], timeout: float = 20.0) -> None:
@@ -171,7 +177,7 @@ def test_queue_message_is_processed_and_output_binding_written(
         return "done:hello" in received
 
     wait_until(arrived)
-    processed = [e for e in read_events(events_file) if e.get("body") == "hello"]
+    processed = [e for e in what_ran(events_file) if e.get("body") == "hello"]
     assert processed == [{"function": "work", "body": "hello", "dequeue_count": 1}]
     assert queue(azurite, "work").peek_messages() == []
 
@@ -191,6 +197,73 @@ def test_failing_message_goes_to_poison_after_max_dequeue_count(
     attempts_after = [e for e in read_events(events_file) if e.get("body") == "fail"]
     assert len(attempts_after) == 3
     assert queue(azurite, "work").peek_messages() == []
+
+
+# --- processes: HTTP apart from the timer and queue triggers, as Flex Consumption scales them ---
+
+
+def test_http_functions_and_triggers_run_in_processes_of_their_own(
+    host: HostProcess, events_file: Path
+) -> None:
+    served_by = httpx.get(f"{host.base_url}/api/context").json()["pid"]
+    wait_until(lambda: any(e["function"] == "tick" for e in read_events(events_file)))
+    ticked_in = {e["pid"] for e in read_events(events_file) if e["function"] == "tick"}
+
+    assert served_by == host.pid
+    [timer_process] = ticked_in
+    assert timer_process != host.pid, "timers run in the other process"
+    assert timer_process in process_tree(host.pid or 0)
+
+
+@pytest.fixture
+def own_host(azurite: Azurite, tmp_path: Path) -> Iterator[HostProcess]:
+    env = {
+        **REQUIRED,
+        "AzureWebJobsStorage": azurite.connection_string,
+        "SAMPLE_EVENTS_FILE": str(tmp_path / "events.jsonl"),
+        "SAMPLE_TIMER": "0 0 0 1 1 *",
+    }
+    process = HostProcess(env=env, script_root=SAMPLE_APP, log_path=tmp_path / "host.log")
+    yield process.start()
+    process.stop()
+
+
+def _gone(pids: list[int]) -> bool:
+    return not any(Path(f"/proc/{pid}").exists() for pid in pids)
+
+
+def test_a_killed_host_takes_its_trigger_process_with_it(own_host: HostProcess) -> None:
+    processes = process_tree(own_host.pid or 0)
+    assert len(processes) == 2
+
+    own_host.kill()
+
+    wait_until(lambda: _gone(processes), timeout=5)
+
+
+def test_a_stopped_host_stops_its_trigger_process_too(own_host: HostProcess) -> None:
+    processes = process_tree(own_host.pid or 0)
+
+    assert own_host.stop() == 0
+
+    wait_until(lambda: _gone(processes), timeout=5)
+
+
+def test_a_trigger_process_that_dies_takes_the_host_down(own_host: HostProcess) -> None:
+    host_pid = own_host.pid or 0
+    [trigger_process] = [pid for pid in process_tree(host_pid) if pid != host_pid]
+
+    os.kill(trigger_process, signal.SIGKILL)
+
+    wait_until(lambda: _gone([host_pid]) or _zombie(host_pid), timeout=10)
+    assert own_host.stop() == 1, "a host that lost its triggers exits with an error"
+
+
+def _zombie(pid: int) -> bool:
+    """Exited, not yet reaped by the test (its parent)."""
+    with contextlib.suppress(OSError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    return True
 
 
 def test_bad_setting_stops_start_up_naming_the_setting(azurite: Azurite, tmp_path: Path) -> None:

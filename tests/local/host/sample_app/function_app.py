@@ -18,6 +18,7 @@ app = func.FunctionApp(http_auth_level=func.AuthLevel.ANONYMOUS)
 
 
 def record(event: dict[str, object]) -> None:
+    event["pid"] = os.getpid()  # which of the host's processes ran it
     with open(os.environ["SAMPLE_EVENTS_FILE"], "a", encoding="utf-8") as events:
         events.write(json.dumps(event) + "\n")
 
@@ -42,6 +43,7 @@ def invocation(req: func.HttpRequest, context: func.Context) -> func.HttpRespons
             {
                 "function_name": context.function_name,
                 "traceparent": context.trace_context.trace_parent,
+                "pid": os.getpid(),
             }
         ),
         mimetype="application/json",
