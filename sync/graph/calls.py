@@ -32,9 +32,10 @@ MAX_CONCURRENT_PER_MAILBOX = 4
 RETRYABLE = {429, 500, 502, 503, 504}
 # Requests about the tenant's directory (finding a user), not about one mailbox: not paced.
 DIRECTORY: Final = "directory"
-# A request waits this long at most for its mailbox's window to have room; a longer wait (a
-# mailbox that used up its 10 minutes' worth) goes back to the queue as a delay.
-MAX_PACING_WAIT: Final = 30.0
+# A request waits this long at most for its mailbox's window to have room; a longer wait goes
+# back to the queue as a delay. Kept short: a run waiting in place holds one of the queue
+# trigger's invocations (host.json `batchSize`), which the other mailboxes' work needs.
+MAX_PACING_WAIT: Final = 2.0
 # The code of a wait the pacer asked for (Graph was not asked).
 PACED: Final = "MailboxPaced"
 
