@@ -103,25 +103,33 @@ class GraphCalendar:
     async def find_user(self, mail: str) -> MailboxUser | None:
         """The Microsoft 365 user whose primary e-mail is `mail`, with the mailbox time zone.
 
-        `/users/{x}` takes an object id or UPN, not a mail address, hence the filter.
+        `/users/{x}` takes an object id or UPN, not a mail address, hence the filter. Read as
+        plain JSON too: the SDK's user model is hundreds of fields, and importing it alone
+        costs a new instance seconds of CPU on its first sync.
         """
         query = UsersRequestBuilder.UsersRequestBuilderGetQueryParameters(
             filter=f"mail eq '{_odata_string(mail)}'", select=["id", "mail"]
         )
-        found = await self._caller.call(
-            DIRECTORY, lambda: self._client.users.get(request_configuration=_config(query))
+        users = self._client.users
+        found = await self._json(
+            DIRECTORY, lambda: users.to_get_request_information(_config(query))
         )
-        users = [u for u in (found.value if found and found.value else []) if u.id]
-        match = [u for u in users if (u.mail or "").casefold() == mail.casefold()]
-        if len(match) != 1 or match[0].id is None:
+        match = [
+            user
+            for user in (found or {}).get("value") or []
+            if isinstance(user, dict)
+            and isinstance(user.get("id"), str)
+            and str(user.get("mail") or "").casefold() == mail.casefold()
+        ]
+        if len(match) != 1:
             return None
-        user_id = match[0].id
-        user = self._client.users.by_user_id(user_id)
-        settings = await self._caller.call(
-            user_id, lambda: user.mailbox_settings.get(request_configuration=_config())
+        user_id: str = match[0]["id"]
+        mailbox_settings = self._client.users.by_user_id(user_id).mailbox_settings
+        settings = await self._json(
+            user_id, lambda: mailbox_settings.to_get_request_information(_config())
         )
-        zone = (settings.time_zone if settings else None) or "UTC"
-        return MailboxUser(user_id, zone)
+        zone = (settings or {}).get("timeZone")
+        return MailboxUser(user_id, zone if isinstance(zone, str) and zone else "UTC")
 
     async def create_event(
         self, user_id: str, body: dict[str, Any], *, transaction_id: str, coconut_key: str
