@@ -24,6 +24,8 @@ from typing import Final
 # Outlook's documented per-app, per-mailbox limit (graph/throttling-limits).
 GRAPH_MAILBOX_REQUESTS: Final = 10_000
 GRAPH_MAILBOX_WINDOW_SECONDS: Final = 600.0
+# How soon to look again when only answers on their way can make room.
+ANSWER_POLL_SECONDS: Final = 0.05
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class MailboxPacer:
             return 0.0
         if over >= len(window.answered):
             # Only answers still to come would free a slot: look again shortly.
-            return min(1.0, self.rate.window_seconds)
+            return min(ANSWER_POLL_SECONDS, self.rate.window_seconds)
         return window.answered[over] + self.rate.window_seconds - now
 
     def sending(self, mailbox: str) -> None:
