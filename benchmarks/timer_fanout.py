@@ -2,8 +2,11 @@
 
 The Coconut emulator's roster holds `fanout_staff` staff (calendar sync on); no Functions host
 runs, so every message the cycle sends stays on the queue to be counted. `PeriodicCycle` is built
-from `sync.storage` on Azurite's connection string. The first cycle also writes every staff
-record (a new roster); the second is the steady state (roster unchanged).
+from `sync.storage` on Azurite's connection string, its storage clients made as the service makes
+them (`StorageAccount.from_connection_string`: the same HTTP transport as in Azure; the run's
+generic clients read the proxy settings and ~/.netrc on a worker thread for every request: a
+quarter of the process's CPU time in the cycle). The first cycle also writes every staff record
+(a new roster); the second is the steady state (roster unchanged).
 
 The full run uses an Azurite of its own: the run's shared one, after the other measurements'
 traffic, made the same cycle several times slower, which would measure the emulator, not the
@@ -16,12 +19,13 @@ import time
 
 from benchmarks.plan import Plan
 from benchmarks.report import Figure, Section, number
-from benchmarks.stacks import clear_queues, queued_messages, storage_account
+from benchmarks.stacks import clear_queues, queued_messages
 from local.azurite import Azurite
 from local.coconut_emulator import CoconutEmulator, StaffUser
 from sync.coconut.api import CoconutApi
 from sync.cycle import PeriodicCycle
 from sync.names import STAFF_SYNC_QUEUE
+from sync.storage.account import StorageAccount
 from sync.storage.staff_table import TableStaffStore
 from sync.storage.work_queue import StorageWorkQueue
 
@@ -59,7 +63,7 @@ async def _measure(azurite: Azurite, plan: Plan) -> Section:
             "Coconut roster pages",
         ),
     )
-    account = storage_account(azurite.connection_string)
+    account = StorageAccount.from_connection_string(azurite.connection_string)
     await account.ensure_created()
     timings: dict[str, float] = {}
     with CoconutEmulator(api_key=API_KEY, users=roster) as coconut:

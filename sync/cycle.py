@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from sync.coconut.api import CoconutRefused, CoconutUnavailable
 from sync.concurrency import all_settled
+from sync.errors import ConcurrentUpdate
 from sync.ports import CoconutRoster, StaffStore, WorkQueue
 from sync.staff_record import Listing, Roster, StaffChanges, StaffRecord
 
@@ -93,18 +94,26 @@ class PeriodicCycle:
     async def refresh_roster(self) -> RosterRefresh:
         """Bring the staff records in step with Coconut's roster (also an ops backfill's first
         step); who is to be synced."""
-        known = {record.staff_id: record for record in await self._staff.all()}
+        # The records are read while Coconut pages through the roster: neither waits on the
+        # other, and both have finished before anything is decided (or raised: storage's
+        # failure first, as when the records were read first).
+        records, roster = await asyncio.gather(
+            self._staff.all(), self._coconut.roster(), return_exceptions=True
+        )
+        if isinstance(records, BaseException):
+            raise records
+        known = {record.staff_id: record for record in records}
         roster_size: int | None = None
         changes = 0
-        try:
-            roster = await self._coconut.roster()
-        except (CoconutUnavailable, CoconutRefused) as error:
+        if isinstance(roster, (CoconutUnavailable, CoconutRefused)):
             # Keep syncing the staff already known; the roster is refreshed next cycle.
             log.warning(
                 "roster refresh failed",
-                extra={"operation": "roster", "outcome": "failed", "coconut_status": error.status},
+                extra={"operation": "roster", "outcome": "failed", "coconut_status": roster.status},
             )
             enabled = _syncable(known)
+        elif isinstance(roster, BaseException):
+            raise roster
         else:
             roster_size = len(roster)
             updates = {
@@ -116,7 +125,7 @@ class PeriodicCycle:
                 )
             }
             changes = len(updates)
-            await self._write(updates)
+            await self._write(updates, new={s for s in updates if s not in known})
             switched_off = {user.id for user in roster if not user.calendar_sync}
             on_roster = [user.id for user in roster if user.calendar_sync]
             # Staff known from webhooks but absent from the roster keep their safety net too;
@@ -139,11 +148,20 @@ class PeriodicCycle:
         )
         return len(staff_ids)
 
-    async def _write(self, updates: dict[str, StaffChanges]) -> None:
+    async def _write(self, updates: dict[str, StaffChanges], *, new: set[str]) -> None:
+        """Staff without a record at the read are created (an insert, which storage does without
+        reading the record first: a new roster of 10,000 is that many); one that appeared
+        meanwhile (a webhook's) is merged into as the others are."""
         slots = asyncio.Semaphore(ROSTER_WRITE_CONCURRENCY)
 
         async def write(staff_id: str, changes: StaffChanges) -> None:
             async with slots:
+                if staff_id in new:
+                    try:
+                        await self._staff.create(staff_id, changes)
+                        return
+                    except ConcurrentUpdate:
+                        pass
                 await self._staff.merge(staff_id, changes)
 
         await all_settled(write(k, v) for k, v in updates.items())

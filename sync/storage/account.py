@@ -73,7 +73,10 @@ class StorageAccount:
                 transport=storage_transport(),
             )
             return cls(tables, queues, [credential])
-        connection = settings.storage_connection
+        return cls.from_connection_string(settings.storage_connection)
+
+    @classmethod
+    def from_connection_string(cls, connection: str) -> StorageAccount:
         return cls(
             TableServiceClient.from_connection_string(connection, transport=storage_transport()),
             QueueServiceClient.from_connection_string(connection, transport=storage_transport()),
