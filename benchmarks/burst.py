@@ -144,7 +144,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         ),
     )
     async with running_stack(azurite, name="burst", log_dir=plan.log_dir) as stack:
-        people = enrol(stack, plan.burst_staff, on_roster=False)
+        people = enrol(stack, plan.burst_staff)
         warm = new_coconut()
         async with sender(stack) as coconut_sender:
             await asyncio.gather(*(coconut_sender.deliver(book(warm, p, 0)) for p in people))
