@@ -239,9 +239,9 @@ class ItemLinks(Protocol):
         ...
 
     async def save_links(self, saves: Sequence[LinkSave]) -> list[StaffItemRow]:
-        """`save_link` for each, in order, and the rows it returned: all written or none (one
-        transaction per staff member where the store has them, so that a run's links cost one
-        request instead of one each). Each item at most once per staff member."""
+        """`save_link` for each, in order, and the rows it returned (a staff member's links in
+        one transaction where the store has them, so that a run's links cost one request
+        instead of one each). Each item at most once per staff member."""
         ...
 
     async def record_failure(self, row: StaffItemRow, failure: ItemFailure) -> None:

@@ -177,7 +177,7 @@ class MemoryItemLinks:
     async def save_links(self, saves: Sequence[LinkSave]) -> list[StaffItemRow]:
         if not saves:
             return []
-        self._faults.check(STORAGE)  # one request: all written or none
+        self._faults.check(STORAGE)  # one request (a transaction): all written or none
         return [self._save(save.row, save.link, done=save.done) for save in saves]
 
     def _save(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:

@@ -155,20 +155,28 @@ async def test_save_links_keeps_a_row_marked_after_the_read_pending(
     """One row changed by a newer delivery: it stays pending, and the others are written as
     if saved one by one."""
     staff_id = unique("U")
-    changed, unchanged = (f"appointment:{unique('A')}" for _ in range(2))
-    for key in (changed, unchanged):
+    changed, *unchanged = (f"appointment:{unique('A')}" for _ in range(3))
+    for key in (changed, *unchanged):
         await item_links.mark_pending([staff_id], key)
     stale = await the_row(item_links, staff_id, changed)
-    fresh = await the_row(item_links, staff_id, unchanged)
+    fresh = [await the_row(item_links, staff_id, key) for key in unchanged]
     await item_links.mark_pending([staff_id], changed)
 
     saved = await item_links.save_links(
-        [LinkSave(stale, linked(changed), done=True), LinkSave(fresh, linked(unchanged), True)]
+        [
+            LinkSave(stale, linked(changed), done=True),
+            *(LinkSave(row, linked(row.item_key), done=True) for row in fresh),
+        ]
     )
 
     assert (await the_row(item_links, staff_id, changed)).pending
-    assert not (await the_row(item_links, staff_id, unchanged)).pending
-    assert [(s.pending, s.keep_pending) for s in saved] == [(True, True), (False, False)]
+    for key in unchanged:
+        assert not (await the_row(item_links, staff_id, key)).pending
+    assert [(s.pending, s.keep_pending) for s in saved] == [
+        (True, True),
+        (False, False),
+        (False, False),
+    ]
     # The kept row goes on as `save_link` would leave it: its link written, never cleared.
     later = linked(changed, generation=1)
     [again] = await item_links.save_links([LinkSave(saved[0], later, done=True)])
