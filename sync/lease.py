@@ -25,6 +25,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import OrderedDict
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Final, Literal
@@ -37,6 +39,8 @@ from sync.staff_record import Lease, Rerun, StaffChanges, StaffRecord
 PROCESS_ID: Final = f"worker-{uuid.uuid4().hex[:12]}"
 # Swaps a renewal or a release retries when another write of the record got in between.
 MAX_SWAP_ATTEMPTS: Final = 20
+# Staff records given back that a process keeps to take their lease again without a read.
+GIVEN_BACK_KEPT: Final = 4096
 
 
 # What a request that found the mailbox busy should do (`StaffLease.request_rerun`).
@@ -62,13 +66,24 @@ class StaffLease:
         self._store = store
         self.duration = duration
         self._owner = owner
+        # Records as this process's runs gave them back: the next run for the staff member
+        # swaps against that ETag instead of reading the record first (in a burst, the same
+        # process takes the same lease again and again, and nothing else wrote it meanwhile).
+        self._given_back: OrderedDict[str, StaffRecord] = OrderedDict()
 
     async def acquire(self, staff_id: str) -> HeldLease:
         """Take the lease, or raise `LeaseHeld`. Each call is a new owner: two runs for the
         same staff member in one process must not both hold the mailbox."""
         owner = f"{self._owner}-{uuid.uuid4().hex[:8]}"
-        record = await take(self._store, staff_id, owner, self.duration)
-        return HeldLease(self._store, record, owner, self.duration)
+        known = self._given_back.pop(staff_id, None)
+        record = await take(self._store, staff_id, owner, self.duration, known=known)
+        return HeldLease(self._store, record, owner, self.duration, on_release=self._gave_back)
+
+    def _gave_back(self, record: StaffRecord) -> None:
+        self._given_back[record.staff_id] = record
+        self._given_back.move_to_end(record.staff_id)
+        while len(self._given_back) > GIVEN_BACK_KEPT:
+            self._given_back.popitem(last=False)
 
     async def request_rerun(self, staff_id: str, wake_at: datetime) -> RerunAsked:
         """Ask the holder for one more pass before it lets go.
@@ -103,12 +118,20 @@ def _held(record: StaffRecord) -> bool:
     return bool(lease.owner) and lease.until is not None and lease.until > datetime.now(UTC)
 
 
-async def take(store: StaffStore, staff_id: str, owner: str, duration: timedelta) -> StaffRecord:
+async def take(
+    store: StaffStore,
+    staff_id: str,
+    owner: str,
+    duration: timedelta,
+    *,
+    known: StaffRecord | None = None,
+) -> StaffRecord:
     """Take (or, for the same owner, extend) the lease by compare-and-swap; the record as it
-    stands with the lease taken."""
+    stands with the lease taken. `known`: the record as this process last wrote it, swapped
+    against first (its ETag still matching means it is the record as stored), else read."""
     now = datetime.now(UTC)
     changes = StaffChanges(lease=Lease(owner=owner, until=now + duration))
-    record = await store.get(staff_id)
+    record = known or await store.get(staff_id)
     try:
         if record is None:
             return await store.create(staff_id, changes)
@@ -117,6 +140,8 @@ async def take(store: StaffStore, staff_id: str, owner: str, duration: timedelta
             raise LeaseHeld(staff_id, until)
         etag = await store.merge(staff_id, changes, if_match=record.etag)
     except ConcurrentUpdate:
+        if known is not None:  # written since: look at it as it stands
+            return await take(store, staff_id, owner, duration)
         raise LeaseHeld(staff_id, now + duration) from None
     return record.with_changes(changes, etag)
 
@@ -125,12 +150,19 @@ class HeldLease:
     """A lease this run holds; see the module docstring."""
 
     def __init__(
-        self, store: StaffStore, record: StaffRecord, owner: str, duration: timedelta
+        self,
+        store: StaffStore,
+        record: StaffRecord,
+        owner: str,
+        duration: timedelta,
+        *,
+        on_release: Callable[[StaffRecord], None] | None = None,
     ) -> None:
         self._store = store
         self.record = record
         self.owner = owner
         self._duration = duration
+        self._on_release = on_release
         self._released = False
         self._renewal: asyncio.Task[None] | None = None
 
@@ -155,8 +187,13 @@ class HeldLease:
     async def finish_pass(self, changes: StaffChanges) -> bool:
         """Write the pass's outcome; True when the lease was given back with it, False when a
         rerun was requested meanwhile (consumed: the caller makes one more pass)."""
+        # First against the record as this run last read or wrote it: if nothing wrote it since
+        # (the usual case), its ETag still matches and no read is needed; a rerun request, a
+        # renewal or a write of the pass's own changes the ETag, and the swap reads again.
+        known: StaffRecord | None = self.record
         for _ in range(MAX_SWAP_ATTEMPTS):
-            record = await self._store.get(self.staff_id)
+            record = known or await self._store.get(self.staff_id)
+            known = None
             if record is None or record.lease.owner != self.owner:
                 # Lost the lease (expired and taken): write what this pass found all the same.
                 await self._write_anyway(changes)
@@ -175,6 +212,8 @@ class HeldLease:
                 return False
             self._stop_renewal()
             self._released = True
+            if self._on_release is not None:
+                self._on_release(self.record)
             return True
         return False  # the record keeps changing: one more pass, then try again
 

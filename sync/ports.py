@@ -20,7 +20,7 @@ raised in the vocabulary of `sync.errors`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -185,6 +185,15 @@ class StaffItemRow:
         return self.failure is None or self.failure.retry_at <= now
 
 
+@dataclass(frozen=True)
+class LinkSave:
+    """One `save_link` of a batch (`ItemLinks.save_links`)."""
+
+    row: StaffItemRow
+    link: EventLink
+    done: bool
+
+
 class ItemLinks(Protocol):
     """Per staff member, every item that concerns them and the Graph event it maps to.
 
@@ -227,6 +236,12 @@ class ItemLinks(Protocol):
     async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
         """Write the link; with `done`, also clear the pending mark (unless the row changed
         since it was read) and any recorded failure."""
+        ...
+
+    async def save_links(self, saves: Sequence[LinkSave]) -> list[StaffItemRow]:
+        """`save_link` for each, in order, and the rows it returned (a staff member's links in
+        one transaction where the store has them, so that a run's links cost one request
+        instead of one each). Each item at most once per staff member."""
         ...
 
     async def record_failure(self, row: StaffItemRow, failure: ItemFailure) -> None:

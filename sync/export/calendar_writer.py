@@ -34,6 +34,7 @@ from sync.graph.errors import AccessDenied, GraphRefused, MailboxUnreachable
 from sync.ports import (
     ItemFailure,
     ItemLinks,
+    LinkSave,
     MailboxCalendar,
     MailboxUser,
     StaffItemRow,
@@ -143,20 +144,44 @@ class CalendarWriter:
         outcome = ExportOutcome()
         changed = {change.item_key for change in changes}
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
+        links_after = _LinksAfter(await self._links_first(by_key, changes))
 
         async def apply(change: CalendarChange) -> None:
             async with slots:
                 row = by_key[change.item_key]
-                await self._isolated(staff_id, user, row, change, outcome, round_mark)
+                await self._isolated(staff_id, user, row, change, outcome, round_mark, links_after)
 
-        await all_settled(apply(change) for change in changes)
+        try:
+            await all_settled(apply(change) for change in changes)
+        except Exception:
+            # The events made before the failure stay known (else only a look-up finds them).
+            await self._links.save_links(links_after.saves)
+            raise
         await self._record_failures(by_key, outcome)
         # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
-        for row in rows:
-            if row.item_key not in changed and row.pending:
-                await self._links.save_link(row, row.link, done=True)
+        idle = [
+            LinkSave(row, row.link, done=True)
+            for row in rows
+            if row.item_key not in changed and row.pending
+        ]
+        await self._links.save_links([*links_after.saves, *idle])
         outcome.events = len(desired)
         return outcome
+
+    async def _links_first(
+        self, by_key: dict[str, StaffItemRow], changes: list[CalendarChange]
+    ) -> set[str]:
+        """Write the link of every plain create before any is posted, in one request (a crash
+        or a lost answer after the POST is then found by the next run, never created twice);
+        `by_key` is updated with the rows written. The items whose link is written."""
+        creates = [c for c in changes if isinstance(c, CreateEvent) and not c.recover]
+        saves = [
+            LinkSave(by_key[c.item_key], _creating(c.item_key, c.generation), done=False)
+            for c in creates
+        ]
+        for change, row in zip(creates, await self._links.save_links(saves), strict=True):
+            by_key[change.item_key] = row
+        return {change.item_key for change in creates}
 
     async def _drift_repairs(
         self,
@@ -224,11 +249,12 @@ class CalendarWriter:
         change: CalendarChange,
         outcome: ExportOutcome,
         round_mark: str,
+        links_after: _LinksAfter | None = None,
     ) -> None:
         """Apply one change; a failure of this item's own request is noted for it, so that
         the other items go on (graph/FACTS.md: a single item can fail persistently)."""
         try:
-            await self._apply(staff_id, user, row, change, outcome, round_mark)
+            await self._apply(staff_id, user, row, change, outcome, round_mark, links_after)
         except (Retryable, Permanent) as failure:
             if is_mailbox_wide(failure):
                 raise
@@ -263,10 +289,11 @@ class CalendarWriter:
         change: CalendarChange,
         outcome: ExportOutcome,
         round_mark: str,
+        links_after: _LinksAfter | None = None,
     ) -> None:
         match change:
             case CreateEvent():
-                await self._create(staff_id, user, row, change, outcome, round_mark)
+                await self._create(staff_id, user, row, change, outcome, round_mark, links_after)
                 outcome.created += 1
             case UpdateEvent(event_id=event_id, draft=draft):
                 try:
@@ -313,7 +340,10 @@ class CalendarWriter:
         change: CreateEvent,
         outcome: ExportOutcome,
         round_mark: str,
+        links_after: _LinksAfter | None = None,
     ) -> None:
+        """Make the item's event; its link is written after (now, or with the run's other
+        links when `links_after` collects them)."""
         key, body = change.item_key, change.draft.to_graph()
         generation = change.generation
         written = await self._adopt(user, key, body, outcome) if change.recover else None
@@ -322,8 +352,9 @@ class CalendarWriter:
             # transaction id would answer with that dead event. Use the next one.
             generation += 1
         if written is None:
+            linked_first = links_after is not None and key in links_after.written_first
             written, generation, row = await self._post(
-                staff_id, user, row, key, body, generation, outcome
+                staff_id, user, row, key, body, generation, outcome, linked_first=linked_first
             )
         link = EventLink(
             item_key=key,
@@ -333,7 +364,10 @@ class CalendarWriter:
             generation=generation,
             written_after=round_mark,
         )
-        await self._links.save_link(row, link, done=True)
+        if links_after is not None:
+            links_after.saves.append(LinkSave(row, link, done=True))
+        else:
+            await self._links.save_link(row, link, done=True)
 
     async def _adopt(
         self, user: MailboxUser, key: str, body: dict[str, Any], outcome: ExportOutcome
@@ -356,14 +390,18 @@ class CalendarWriter:
         body: dict[str, Any],
         generation: int,
         outcome: ExportOutcome,
+        *,
+        linked_first: bool = False,
     ) -> tuple[WrittenEvent, int, StaffItemRow]:
         """POST the event under `generation`'s transaction id, the link written first (if the
-        answer is lost, the next run looks before it posts). A tenant that says the id was
-        used for a different event (`ErrorDuplicateTransactionId`, graph/FACTS.md) gets the
-        event found, or the next generation: never the same id again."""
+        answer is lost, the next run looks before it posts; `linked_first`: `row` holds it
+        already). A tenant that says the id was used for a different event
+        (`ErrorDuplicateTransactionId`, graph/FACTS.md) gets the event found, or the next
+        generation: never the same id again."""
         while True:
-            pending = EventLink(item_key=key, generation=generation, pending_create=True)
-            row = await self._links.save_link(row, pending, done=False)
+            if not linked_first:
+                row = await self._links.save_link(row, _creating(key, generation), done=False)
+            linked_first = False
             try:
                 written = await self._calendar.create_event(
                     user.id,
@@ -388,6 +426,20 @@ class CalendarWriter:
             return
         retired = retire(row.link) if row.link.event_id or row.link.pending_create else row.link
         await self._links.save_link(row, retired, done=not forget)
+
+
+def _creating(key: str, generation: int) -> EventLink:
+    """The link of a create about to be posted under `generation`'s transaction id."""
+    return EventLink(item_key=key, generation=generation, pending_create=True)
+
+
+@dataclass
+class _LinksAfter:
+    """One run's links to write once its creates are done, in one request: the items whose
+    link was written before their POST, and the links of the events made."""
+
+    written_first: set[str]
+    saves: list[LinkSave] = field(default_factory=list)
 
 
 def _note_failure(row: StaffItemRow, key: str, failure: SyncError, outcome: ExportOutcome) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -15,7 +15,7 @@ from sync.desired_state import DesiredItem, readable_part
 from sync.errors import ConcurrentUpdate, ContentUnreadable
 from sync.export.planning import EventLink
 from sync.memory.faults import Faults
-from sync.ports import ItemFailure, StaffItemRow, StoredItem
+from sync.ports import ItemFailure, LinkSave, StaffItemRow, StoredItem
 from sync.staff_record import StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest, SyncReason
 
@@ -172,6 +172,15 @@ class MemoryItemLinks:
 
     async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
         self._faults.check(STORAGE)
+        return self._save(row, link, done=done)
+
+    async def save_links(self, saves: Sequence[LinkSave]) -> list[StaffItemRow]:
+        if not saves:
+            return []
+        self._faults.check(STORAGE)  # one request (a transaction): all written or none
+        return [self._save(save.row, save.link, done=save.done) for save in saves]
+
+    def _save(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
         rows = self.partitions.setdefault(row.staff_id, {})
         current = rows.get(link.item_key)
         failure = None if done or current is None else current.failure

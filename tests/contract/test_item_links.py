@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sync.export.planning import EventLink
-from sync.ports import ItemFailure, ItemLinks, StaffItemRow
+from sync.ports import ItemFailure, ItemLinks, LinkSave, StaffItemRow
 from tests.contract.adapters import unique
 
 SINCE = datetime(2026, 11, 23, 15, 4, 5, 123456, tzinfo=UTC)
@@ -109,6 +109,83 @@ async def test_a_mark_after_the_read_survives_the_run(item_links: ItemLinks) -> 
     row = await the_row(item_links, staff_id, item_key)
     assert (row.link, row.pending) == (later, True)
     assert again.keep_pending
+
+
+# ----- several links at once (one transaction per staff member) -----------------------------
+
+
+async def test_save_links_writes_each_as_save_link_would(item_links: ItemLinks) -> None:
+    staff_id, other = unique("U"), unique("U")
+    keys = [f"appointment:{unique('A')}" for _ in range(3)]
+    for key in keys:
+        await item_links.mark_pending([staff_id], key)
+    await item_links.mark_pending([other], keys[0])
+    rows = [await the_row(item_links, staff_id, key) for key in keys]
+    elsewhere = await the_row(item_links, other, keys[0])
+    creating = EventLink(item_key=keys[1], generation=1, pending_create=True)
+    saves = [
+        LinkSave(rows[0], linked(keys[0]), done=True),
+        LinkSave(rows[1], creating, done=False),
+        LinkSave(elsewhere, linked(keys[0]), done=True),
+        LinkSave(rows[2], rows[2].link, done=True),
+    ]
+
+    saved = await item_links.save_links(saves)
+
+    stored = [
+        await the_row(item_links, staff_id, keys[0]),
+        await the_row(item_links, staff_id, keys[1]),
+        await the_row(item_links, other, keys[0]),
+        await the_row(item_links, staff_id, keys[2]),
+    ]
+    assert [(row.link, row.pending) for row in stored] == [
+        (saves[0].link, False),
+        (creating, True),
+        (saves[2].link, False),
+        (rows[2].link, False),
+    ]
+    assert [(s.link, s.pending, s.keep_pending, s.etag) for s in saved] == [
+        (row.link, row.pending, False, row.etag) for row in stored
+    ]
+
+
+async def test_save_links_keeps_a_row_marked_after_the_read_pending(
+    item_links: ItemLinks,
+) -> None:
+    """One row changed by a newer delivery: it stays pending, and the others are written as
+    if saved one by one."""
+    staff_id = unique("U")
+    changed, *unchanged = (f"appointment:{unique('A')}" for _ in range(3))
+    for key in (changed, *unchanged):
+        await item_links.mark_pending([staff_id], key)
+    stale = await the_row(item_links, staff_id, changed)
+    fresh = [await the_row(item_links, staff_id, key) for key in unchanged]
+    await item_links.mark_pending([staff_id], changed)
+
+    saved = await item_links.save_links(
+        [
+            LinkSave(stale, linked(changed), done=True),
+            *(LinkSave(row, linked(row.item_key), done=True) for row in fresh),
+        ]
+    )
+
+    assert (await the_row(item_links, staff_id, changed)).pending
+    for key in unchanged:
+        assert not (await the_row(item_links, staff_id, key)).pending
+    assert [(s.pending, s.keep_pending) for s in saved] == [
+        (True, True),
+        (False, False),
+        (False, False),
+    ]
+    # The kept row goes on as `save_link` would leave it: its link written, never cleared.
+    later = linked(changed, generation=1)
+    [again] = await item_links.save_links([LinkSave(saved[0], later, done=True)])
+    row = await the_row(item_links, staff_id, changed)
+    assert (row.link, row.pending, again.keep_pending) == (later, True, True)
+
+
+async def test_save_links_of_nothing_is_nothing(item_links: ItemLinks) -> None:
+    assert await item_links.save_links([]) == []
 
 
 async def test_a_mark_keeps_the_link(item_links: ItemLinks) -> None:

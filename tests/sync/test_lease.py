@@ -33,8 +33,10 @@ class WriteLog:
     def __init__(self, store: StaffStore) -> None:
         self._store = store
         self.writes: list[StaffChanges] = []
+        self.reads = 0
 
     async def get(self, staff_id: str) -> StaffRecord | None:
+        self.reads += 1
         return await self._store.get(staff_id)
 
     async def all(self) -> list[StaffRecord]:
@@ -187,6 +189,65 @@ async def test_finish_pass_writes_the_outcome_and_releases_in_one_write(store: W
     assert held.record == record
     # Free at once for the next worker.
     await StaffLease(store, MINUTE).acquire(staff_id)
+
+
+async def test_a_pass_nobody_disturbed_finishes_without_a_read(store: WriteLog) -> None:
+    staff_id = await staff_member(store)
+    held = await StaffLease(store, MINUTE).acquire(staff_id)
+    store.reads = 0
+
+    async with held:
+        assert await held.finish_pass(done())
+
+    assert store.reads == 0
+    assert held.record == await stored(store, staff_id)
+
+
+async def test_the_next_run_in_the_process_takes_the_lease_without_a_read(
+    store: WriteLog,
+) -> None:
+    """The record as this process gave it back is the record as stored while its ETag holds."""
+    staff_id = await staff_member(store)
+    lease = StaffLease(store, MINUTE)
+    async with await lease.acquire(staff_id) as first:
+        assert await first.finish_pass(done("first run"))
+    store.reads = 0
+
+    second = await lease.acquire(staff_id)
+
+    assert store.reads == 0
+    record = await stored(store, staff_id)
+    assert record.lease.owner == second.owner != first.owner
+    assert second.record == record
+    assert record.outcome.reason == "first run"
+
+
+async def test_a_record_written_since_it_was_given_back_is_read_again(store: WriteLog) -> None:
+    staff_id = await staff_member(store)
+    lease = StaffLease(store, MINUTE)
+    async with await lease.acquire(staff_id) as first:
+        assert await first.finish_pass(done("first run"))
+    await store.merge(staff_id, done("another process"))
+
+    second = await lease.acquire(staff_id)
+
+    record = await stored(store, staff_id)
+    assert record.lease.owner == second.owner
+    assert second.record == record
+    assert record.outcome.reason == "another process"
+
+
+async def test_a_lease_taken_elsewhere_since_it_was_given_back_is_held(store: WriteLog) -> None:
+    staff_id = await staff_member(store)
+    lease = StaffLease(store, MINUTE)
+    async with await lease.acquire(staff_id) as first:
+        assert await first.finish_pass(done())
+    elsewhere = await StaffLease(store, MINUTE, owner="worker-elsewhere").acquire(staff_id)
+
+    with pytest.raises(LeaseHeld):
+        await lease.acquire(staff_id)
+
+    assert (await stored(store, staff_id)).lease.owner == elsewhere.owner
 
 
 async def test_a_rerun_requested_during_the_pass_keeps_the_lease_for_one_more(

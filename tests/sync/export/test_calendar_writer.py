@@ -3,6 +3,7 @@ and keeps the link rows (`MemoryItemLinks`) so that every later run knows what i
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from sync.export.rendering import render_event
 from sync.graph.errors import GraphRetryable
 from sync.memory.calendar import MemoryCalendar
 from sync.memory.storage import MemoryItemLinks
-from sync.ports import StaffItemRow
+from sync.ports import LinkSave, StaffItemRow, WrittenEvent
 from tests.sync.payloads import appointment_at, appointment_deleted_at
 
 STAFF = "U-42"
@@ -302,3 +303,73 @@ async def test_a_delivery_during_the_run_keeps_its_row_pending() -> None:
     await mailbox.write()
     assert await mailbox.pending() == []
     assert mailbox.events()[A1] == [rendered(booked(2, notes="Changed while the run was on"))]
+
+
+class CountedLinks(MemoryItemLinks):
+    """Link rows that note each write request: how many links each one carried."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[int] = []
+
+    async def save_link(self, row: StaffItemRow, link: EventLink, *, done: bool) -> StaffItemRow:
+        self.writes.append(1)
+        return await super().save_link(row, link, done=done)
+
+    async def save_links(self, saves: Sequence[LinkSave]) -> list[StaffItemRow]:
+        if saves:
+            self.writes.append(len(saves))
+        return await super().save_links(saves)
+
+
+class LinkedFirstCalendar(MemoryCalendar):
+    """Checks, at each POST, that the item's link already says a create is under way."""
+
+    def __init__(self, links: MemoryItemLinks) -> None:
+        super().__init__()
+        self._links = links
+
+    async def create_event(
+        self, user_id: str, body: dict[str, Any], *, transaction_id: str, coconut_key: str
+    ) -> WrittenEvent:
+        [row] = [r for r in await self._links.rows(STAFF) if r.item_key == coconut_key]
+        assert row.link.pending_create, "the link is written before the POST"
+        return await super().create_event(
+            user_id, body, transaction_id=transaction_id, coconut_key=coconut_key
+        )
+
+
+async def test_a_run_s_creates_are_linked_in_one_write_before_and_one_after() -> None:
+    mailbox = Mailbox()
+    links = mailbox.links = CountedLinks()
+    mailbox.calendar = LinkedFirstCalendar(links)
+    mailbox.user = mailbox.calendar.add_user("u-42@bank.example", ZONE)
+    mailbox.writer = CalendarWriter(links, mailbox.calendar)
+    keys = [f"A-{n}" for n in range(1, 7)]
+    await mailbox.deliver(*(booked(1, key) for key in keys))
+
+    outcome = await mailbox.write()
+
+    assert outcome.created == 6
+    assert links.writes == [6, 6]
+    assert await mailbox.pending() == []
+    assert all(len(mailbox.events()[f"appointment:{key}"]) == 1 for key in keys)
+    assert not any(row.link.pending_create for row in await links.rows(STAFF))
+
+
+async def test_the_events_made_before_a_run_fails_stay_linked() -> None:
+    """Graph throttles the mailbox part-way: the run fails, and the events it made keep their
+    links (the next run neither looks them up nor makes them again)."""
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2"))
+    mailbox.calendar.throttle_next(1)
+
+    with pytest.raises(GraphRetryable):
+        await mailbox.write()
+
+    made = [key for key, events in mailbox.events().items() if events]
+    assert len(made) == 1
+    [key] = made
+    link = await mailbox.link(str(key))
+    assert link.event_id is not None
+    assert not link.pending_create
