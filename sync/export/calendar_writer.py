@@ -9,6 +9,8 @@ the next run (by the Coconut-id extended property) instead of creating twice.
 from __future__ import annotations
 
 import asyncio
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -30,7 +32,7 @@ from sync.export.planning import (
     transaction_id,
 )
 from sync.export.rendering import EventDraft, render_event
-from sync.graph.errors import AccessDenied, GraphRefused, MailboxUnreachable
+from sync.graph.errors import AccessDenied, GraphRefused, GraphRetryable, MailboxUnreachable
 from sync.ports import (
     ItemFailure,
     ItemLinks,
@@ -144,7 +146,8 @@ class CalendarWriter:
         outcome = ExportOutcome()
         changed = {change.item_key for change in changes}
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
-        links_after = _LinksAfter(await self._links_first(by_key, changes))
+        before = {key: row.link for key, row in by_key.items()}
+        links_after = _LinksAfter(await self._links_first(by_key, changes), before)
 
         async def apply(change: CalendarChange) -> None:
             async with slots:
@@ -353,8 +356,14 @@ class CalendarWriter:
             generation += 1
         if written is None:
             linked_first = links_after is not None and key in links_after.written_first
+            unmade: Callable[[], None] | None = None
+            if links_after is not None and linked_first:
+                # Refused by Graph or held back by the pacer, so never made: the link goes back
+                # to what it was, and the next run posts without looking first.
+                revert = LinkSave(row, links_after.before[key], done=False)
+                unmade = functools.partial(links_after.saves.append, revert)
             written, generation, row = await self._post(
-                staff_id, user, row, key, body, generation, outcome, linked_first=linked_first
+                staff_id, user, row, key, body, generation, outcome, unmade=unmade
             )
         link = EventLink(
             item_key=key,
@@ -391,17 +400,18 @@ class CalendarWriter:
         generation: int,
         outcome: ExportOutcome,
         *,
-        linked_first: bool = False,
+        unmade: Callable[[], None] | None = None,
     ) -> tuple[WrittenEvent, int, StaffItemRow]:
         """POST the event under `generation`'s transaction id, the link written first (if the
-        answer is lost, the next run looks before it posts; `linked_first`: `row` holds it
-        already). A tenant that says the id was used for a different event
-        (`ErrorDuplicateTransactionId`, graph/FACTS.md) gets the event found, or the next
-        generation: never the same id again."""
+        answer is lost, the next run looks before it posts). A tenant that says the id was
+        used for a different event (`ErrorDuplicateTransactionId`, graph/FACTS.md) gets the
+        event found, or the next generation: never the same id again. `unmade`: `row` holds
+        the link already (written with the run's other creates), and this is called if Graph
+        refuses the first POST with a 429 (so it was never made)."""
+        linked_first = unmade is not None
         while True:
             if not linked_first:
                 row = await self._links.save_link(row, _creating(key, generation), done=False)
-            linked_first = False
             try:
                 written = await self._calendar.create_event(
                     user.id,
@@ -409,6 +419,10 @@ class CalendarWriter:
                     transaction_id=transaction_id(staff_id, key, generation),
                     coconut_key=key,
                 )
+            except GraphRetryable as refused:
+                if linked_first and unmade is not None and refused.status == 429:
+                    unmade()
+                raise
             except GraphRefused as refused:
                 if refused.code != DUPLICATE_TRANSACTION or generation >= MAX_GENERATION_SKIPS:
                     raise
@@ -416,6 +430,7 @@ class CalendarWriter:
                 if adopted is not None:
                     return adopted, generation, row
                 generation += 1
+                linked_first = False
                 continue
             return written, generation, row
 
@@ -439,6 +454,8 @@ class _LinksAfter:
     link was written before their POST, and the links of the events made."""
 
     written_first: set[str]
+    # Each row's link before the run wrote any (a create refused before it was made reverts).
+    before: dict[str, EventLink] = field(default_factory=dict)
     saves: list[LinkSave] = field(default_factory=list)
 
 

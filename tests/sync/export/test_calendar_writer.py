@@ -373,3 +373,25 @@ async def test_the_events_made_before_a_run_fails_stay_linked() -> None:
     link = await mailbox.link(str(key))
     assert link.event_id is not None
     assert not link.pending_create
+
+
+async def test_a_create_graph_refused_is_posted_next_time_without_a_look_up() -> None:
+    """A 429 means Graph did not make the event: its link goes back to what it was, so the
+    next run posts it at once instead of first searching the mailbox for it."""
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2"))
+    mailbox.calendar.throttle_next(1)
+
+    with pytest.raises(GraphRetryable):
+        await mailbox.write()
+
+    [refused] = [key for key in (A1, A2) if not mailbox.events().get(key)]
+    row = next(r for r in await mailbox.links.rows(STAFF) if r.item_key == refused)
+    assert row.pending, "still to be written"
+    assert not row.link.pending_create, "not to be looked for: Graph never made it"
+
+    outcome = await mailbox.write()
+
+    assert outcome.created == 1
+    assert outcome.adopted == []
+    assert all(len(mailbox.events()[key]) == 1 for key in (A1, A2))
