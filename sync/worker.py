@@ -16,6 +16,7 @@ member's Error status with its reason.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from sync.desired_items import DesiredItemStore
 from sync.desired_state import DesiredItem, is_wanted_by
 from sync.errors import Permanent, Retryable
 from sync.export.calendar_writer import CalendarWriter, ExportOutcome, is_mailbox_wide
+from sync.graph.calls import PACED
 from sync.graph.errors import MailboxUnreachable
 from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent, OwnEvents
 from sync.lease import HeldLease, LeaseHeld, StaffLease
@@ -78,6 +80,8 @@ MAILBOX_CACHE: Final = timedelta(hours=12)
 RUN_BACKOFF_FIRST: Final = 5.0
 RUN_BACKOFF_CAP: Final = 300.0
 RUN_ERROR_AFTER: Final = timedelta(minutes=10)
+# A paced run's retry is not dropped as "already scheduled" if it arrives this much early.
+PACED_MARGIN_SECONDS: Final = 0.5
 # An item that keeps failing while the rest of the mailbox syncs: Error after 30 minutes.
 ITEM_ERROR_AFTER: Final = timedelta(minutes=30)
 _SOURCES: Final = {"graph": "Microsoft Graph", "coconut": "the Coconut API", "storage": "storage"}
@@ -524,6 +528,13 @@ def _back_off(record: StaffRecord, transient: Retryable) -> tuple[float, StaffCh
     asked. Other transient failures (5xx, unreachable) wait longer each time, up to the
     timer's cadence, and once they have lasted `RUN_ERROR_AFTER` the status says so."""
     now = datetime.now(UTC)
+    if transient.code == PACED:
+        # The pacer's own wait: the retry comes back on the whole second before the window has
+        # room (the queue counts in seconds) and waits out the rest in place, instead of
+        # arriving up to a second late. Requests meanwhile are dropped until just before then.
+        delay = float(math.floor(transient.delay))
+        until = now + timedelta(seconds=max(0.0, delay - PACED_MARGIN_SECONDS))
+        return delay, StaffChanges(outcome=Outcome(throttled_until=until))
     if transient.status == 429:
         until = now + timedelta(seconds=transient.delay)
         return transient.delay, StaffChanges(outcome=Outcome(throttled_until=until))

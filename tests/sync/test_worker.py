@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.coconut.webhook_models import Delivery
+from sync.graph.calls import PACED
+from sync.graph.errors import GraphRetryable
 from sync.imports.busy_time import external_id_for
 from sync.lease import StaffLease
 from sync.memory.faults import Crash
@@ -17,7 +19,7 @@ from sync.memory.world import MemoryWorld
 from sync.ports import MailboxUser
 from sync.staff_record import Connection, Roster, StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest
-from sync.worker import SPECIAL_RETRY_SECONDS, RunReport, StaffWorker
+from sync.worker import SPECIAL_RETRY_SECONDS, RunReport, StaffWorker, _back_off
 from tests.sync.payloads import appointment_at
 
 STAFF = "U-42"
@@ -330,3 +332,18 @@ def dentist() -> dict[str, object]:
             "timeZone": "UTC",
         },
     }
+
+
+def test_a_paced_run_comes_back_on_the_second_before_the_window_has_room() -> None:
+    """The queue delays in whole seconds: the retry is sent for the second before the room
+    (the rest is waited out in place), and is not dropped as already scheduled on arrival."""
+    record = StaffRecord(staff_id=STAFF)
+    paced = GraphRetryable("paced", 9.6, status=429, code=PACED)
+
+    delay, changes = _back_off(record, paced)
+
+    assert delay == 9.0
+    assert changes.outcome is not None
+    assert changes.outcome.throttled_until is not None
+    left = changes.outcome.throttled_until - datetime.now(UTC)
+    assert timedelta(seconds=8) < left <= timedelta(seconds=9) - timedelta(seconds=0.4)
