@@ -143,7 +143,13 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         "host process; it includes the queue listener's idle polling (up to 2 s) and the "
         "cycle's own spread of the requests (staff/100 s).",
         "Storage requests include the host's queue polling during the cycle.",
-        "Host CPU is the host process's user + system time over the cycle's wall time (its idle "
-        "queue polling included), divided by the staff members.",
+        "Host CPU is the host's user + system time (its HTTP and trigger processes) over the "
+        "cycle's wall time (its idle queue polling included), divided by the staff members.",
+        "Every cycle polls every staff member's mailbox, notifications or not (DESIGN.md: the "
+        "timer pulls Exchange changes every period; Graph's notifications are hints that can be "
+        "missed). Skipping polls behind a healthy subscription would meet the CPU target but "
+        "make a missed notification wait for the next safety poll instead of the next period; "
+        "that trade was not made. What a quiet pass costs is its storage round trips, each "
+        "about a millisecond of the Azure SDK's CPU.",
     ]
     return section
