@@ -26,8 +26,8 @@ from local.coconut_emulator.webhooks.payloads import Envelope, StaffRef
 from local.graph_emulator.server import GraphEmulator
 from local.stack import WEBHOOK_SECRET, LocalStack
 from sync.ops import cli
-from sync.ops.client import OpsClient, OpsRefused
-from tests.integration.conftest import deliver, events_by_key
+from sync.ops.client import OpsClient
+from tests.integration.conftest import deliver, events_by_key, when_free
 from tests.integration.realities import answers
 
 Span = dict[str, Any]
@@ -191,14 +191,7 @@ def graph_writes(graph: GraphEmulator, box: str) -> int:
 async def command(ops: OpsClient, staff_id: str, name: str) -> dict[str, Any]:
     """An ops command, tried again while a worker holds the staff member (409 leased), as the
     command line does."""
-    for _ in range(40):
-        try:
-            return ops.command(staff_id, name)
-        except OpsRefused as refused:
-            if refused.code != "leased":
-                raise
-            await asyncio.sleep(0.5)
-    return ops.command(staff_id, name)
+    return await when_free(ops, staff_id, name)
 
 
 async def shown_on_the_command_line(stack: LocalStack, staff_id: str) -> str:
