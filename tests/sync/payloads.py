@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sync.coconut.webhook_models import (
@@ -115,6 +116,12 @@ def staff_member(staff_id: str) -> dict[str, str]:
     }
 
 
+def tomorrow() -> datetime:
+    """A start a day from now: inside the import window (which opens a day before a calendar's
+    first sync) and the content retention, whatever day the tests run on."""
+    return datetime.now(UTC).replace(microsecond=0) + timedelta(days=1)
+
+
 def appointment_at(
     revision: int,
     staff_ids: tuple[str, ...] = ("U-42",),
@@ -123,8 +130,10 @@ def appointment_at(
     status: str = "booked",
     notes: str | None = "Customer prefers French.",
     event_type: str | None = None,
+    starts: datetime | None = None,
 ) -> AppointmentChange:
-    """An appointment change at `revision`, assigned to `staff_ids`."""
+    """An appointment change at `revision`, assigned to `staff_ids` (at the contract's example
+    time unless `starts` moves it: a test whose outcome depends on today's date must)."""
     body = appointment_envelope(
         event_type or f"appointment.{'cancelled' if status == 'cancelled' else 'updated'}"
     )
@@ -136,6 +145,10 @@ def appointment_at(
         notes=notes,
         staff=[staff_member(staff_id) for staff_id in staff_ids],
     )
+    if starts is not None:
+        attributes.update(
+            start=starts.isoformat(), end=(starts + timedelta(minutes=30)).isoformat()
+        )
     return appointment_change(body)
 
 

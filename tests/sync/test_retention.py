@@ -19,7 +19,7 @@ from sync.retention import (
 )
 from sync.staff_record import Connection, StaffChanges
 from sync.work import StaffSyncRequest
-from tests.sync.payloads import appointment_at, appointment_deleted_at
+from tests.sync.payloads import appointment_at, appointment_deleted_at, tomorrow
 
 KEY = "appointment:A-1001"
 # `tests.sync.payloads` appointments end here.
@@ -242,8 +242,9 @@ async def test_a_disconnect_withholds_what_only_that_staff_member_needed() -> No
     service = Service()
     kim = service.mailbox("U-42")
     service.mailbox("U-43")
-    await service.deliver(appointment_at(1, ("U-42",), coconut_id="A-1"))
-    await service.deliver(appointment_at(1, ("U-42", "U-43"), coconut_id="A-2"))
+    soon = tomorrow()  # content a reconnect brings back is content the retention still keeps
+    await service.deliver(appointment_at(1, ("U-42",), coconut_id="A-1", starts=soon))
+    await service.deliver(appointment_at(1, ("U-42", "U-43"), coconut_id="A-2", starts=soon))
     await service.settle()
     assert set(service.events(kim)) == {"appointment:A-1", "appointment:A-2"}
 
@@ -261,7 +262,8 @@ async def test_a_disconnect_withholds_what_only_that_staff_member_needed() -> No
 
     # A reconnect: Coconut's listing brings the same revision, and with it the content.
     await service.world.staff.merge("U-42", StaffChanges(connection=Connection(disconnected=False)))
-    assert await service.deliver(appointment_at(1, ("U-42",), coconut_id="A-1")) == "accepted"
+    reconnect = appointment_at(1, ("U-42",), coconut_id="A-1", starts=soon)
+    assert await service.deliver(reconnect) == "accepted"
     await service.settle()
     await service.full_sync()
     assert set(service.events(kim)) == {"appointment:A-1", "appointment:A-2"}

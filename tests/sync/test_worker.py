@@ -20,7 +20,7 @@ from sync.ports import MailboxUser
 from sync.staff_record import Connection, Roster, StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest
 from sync.worker import SPECIAL_RETRY_SECONDS, RunReport, StaffWorker, _back_off
-from tests.sync.payloads import appointment_at
+from tests.sync.payloads import appointment_at, tomorrow
 
 STAFF = "U-42"
 MAIL = "u-42@bank.example"  # the e-mail `tests.sync.payloads` gives U-42
@@ -71,7 +71,7 @@ def sync(reason: str = "webhook", *, full: bool = False) -> StaffSyncRequest:
 async def test_a_first_pass_writes_the_event_and_records_what_it_learned() -> None:
     service = Service()
     user = service.mailbox()
-    await service.deliver(appointment_at(1))
+    await service.deliver(appointment_at(1, starts=tomorrow()))
 
     report = await service.run()
 
@@ -246,9 +246,9 @@ async def test_an_event_a_person_removes_before_any_round_saw_it_is_made_again(g
     removed before the next is in neither, so the import must look at what it wrote since."""
     service = Service()
     user = service.mailbox()
-    await service.deliver(appointment_at(1))
+    await service.deliver(appointment_at(1, starts=tomorrow()))
     await service.run()  # the first pass: the event, and a delta round
-    await service.deliver(appointment_at(1, coconut_id="A-1002"))
+    await service.deliver(appointment_at(1, coconut_id="A-1002", starts=tomorrow()))
     await service.run()  # a webhook's pass writes the calendar only
     [written] = [
         e.id
@@ -294,7 +294,7 @@ async def test_busy_time_a_failed_pass_brought_in_leaves_with_its_event(failure:
     so (made and gone since that link), yet Coconut must not keep the block (chaos seed 1)."""
     service = Service()
     user = service.mailbox()
-    await service.deliver(appointment_at(1))
+    await service.deliver(appointment_at(1, starts=tomorrow()))
     await service.run()  # the event, and a first delta round
     [ours] = service.world.calendar.live_events(user.id)
     own = service.world.calendar.person_create(user.id, dentist())

@@ -25,7 +25,7 @@ from sync.export.rendering import render_event
 from sync.memory.world import MemoryWorld
 from sync.ports import MailboxUser
 from sync.worker import StaffWorker
-from tests.sync.payloads import appointment_at, appointment_deleted_at
+from tests.sync.payloads import appointment_at, appointment_deleted_at, tomorrow
 
 ZONES = {
     "U-1": "Pacific Standard Time",
@@ -33,6 +33,7 @@ ZONES = {
     "U-3": "America/Toronto",
 }
 APPOINTMENTS = ("A-1", "A-2")
+SOON = tomorrow()  # inside the import window and the retention on any day
 NOTES = ("", "Bring ID", "Prefers French", None)
 # Runs a quiet service needs to drain its queue, at most.
 MAX_DRAIN = 200
@@ -92,6 +93,7 @@ def coconut_history(
             coconut_id=coconut_id,
             status=appointment.status,
             notes=appointment.notes,
+            starts=SOON,
         )
         appointment.last = change
         sent.append(change)
