@@ -219,8 +219,15 @@ class StaffWorker:
         now = datetime.now(UTC)
         # Only what the pass needs, never the whole history: the rows waiting for a run, and
         # for a full pass those of the items still inside the working window.
+        imports = _imports(request, record) and self._importer is not None
+        in_window: list[StaffItemRow] | None = None
         if request.full:
             rows = await self._links.current(staff_id, self._kept_since(now))
+        elif imports:
+            # One read for both halves: the import needs the working window's rows, and those
+            # waiting for a run are among them (a quiet timer pass reads nothing else).
+            in_window = await self._links.current(staff_id, self._kept_since(now))
+            rows = [r for r in in_window if r.pending or r.link.pending_create]
         else:
             rows = await self._links.pending(staff_id)
         if request.reason == "reconcile" and not any(
@@ -278,8 +285,12 @@ class StaffWorker:
             )
             if _imports(request, record):
                 if self._importer is not None:
+                    # The rows as the export left them: as read, if it had nothing to write.
+                    unchanged = in_window if not work else None
                     learned = learned.then(
-                        await self._import(staff_id, user, record, full=request.full)
+                        await self._import(
+                            staff_id, user, record, full=request.full, rows=unchanged
+                        )
                     )
                     event_count = learned.outcome.event_count if learned.outcome else event_count
                 if self._subscriptions is not None:
@@ -325,12 +336,20 @@ class StaffWorker:
         return StaffChanges(subscription=state)
 
     async def _import(
-        self, staff_id: str, user: MailboxUser, record: StaffRecord, *, full: bool
+        self,
+        staff_id: str,
+        user: MailboxUser,
+        record: StaffRecord,
+        *,
+        full: bool,
+        rows: list[StaffItemRow] | None = None,
     ) -> StaffChanges:
-        """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired."""
+        """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired.
+        `rows`: the working window's rows as they stand, if the pass has them already."""
         assert self._importer is not None
         kept_since = self._kept_since(datetime.now(UTC))
-        rows = await self._links.current(staff_id, kept_since)  # as the export left them
+        if rows is None:
+            rows = await self._links.current(staff_id, kept_since)  # as the export left them
         own = _own_events(rows)
         older: list[StaffItemRow] = []
 
