@@ -7,10 +7,15 @@ one synced appointment (resolved, steady state); after one quiet window (both si
 empty), `creates` bookings per mailbox are posted at once. The drain ends when every event is in
 its mailbox.
 
-Fraction of the ceiling: a perfect client that sends only the creates, all at once, needs
-`window * floor((creates - 1) / limit)` seconds under a sliding window (the first `limit` go at
-once, the next ones each time the window frees); the fraction is that minimum over the measured
-time from the first webhook to the last event. Extra requests (reads, refused attempts) lower it.
+Fraction of the ceiling: a perfect client that sends only a mailbox's creates, all at once,
+needs `window * floor((creates - 1) / limit)` seconds from its first create to its last under a
+sliding window (the first `limit` go at once, the next ones each time the window frees). The
+fraction is that minimum over each mailbox's measured span, from the creation time of its first
+backlog event to that of its last (as the Graph emulator stamped them), taken over the mean span
+of all mailboxes; the worst mailbox is shown beside it. Extra requests (reads, refused attempts)
+and late retries lengthen the spans. The wall time from the first webhook to the last event is
+reported too: with many mailboxes it also holds the intake of the whole backlog, which on this
+machine shares two cores with the drain.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from datetime import datetime
 
 from benchmarks.plan import DrainCase, Plan
 from benchmarks.report import Figure, Section, number
@@ -36,7 +42,9 @@ from benchmarks.staff import (
     total_requests,
 )
 from local.azurite import Azurite
+from local.graph_emulator.server import GraphEmulator
 from local.graph_emulator.throttling import ThrottleLimits
+from sync.graph.calendar import COCONUT_ID_PROPERTY
 
 TARGET_FRACTION = 0.90
 TARGET_THROTTLED = 0.01
@@ -48,17 +56,37 @@ def minimum_seconds(case: DrainCase) -> float:
     return case.window * math.floor((case.creates - 1) / case.limit)
 
 
+def backlog_span(graph: GraphEmulator, mailbox: str, keys: set[str]) -> float:
+    """Seconds from the creation of the mailbox's first event among `keys` to its last."""
+    created = [
+        datetime.fromisoformat(str(event["createdDateTime"]))
+        for event in graph.events(mailbox)
+        for prop in event.get("singleValueExtendedProperties") or []
+        if str(prop.get("id", "")).lower() == COCONUT_ID_PROPERTY.lower()
+        and prop.get("value") in keys
+    ]
+    return (max(created) - min(created)).total_seconds()
+
+
 class DrainResult:
-    def __init__(self, case: DrainCase, seconds: float, post_seconds: float) -> None:
+    def __init__(
+        self, case: DrainCase, seconds: float, post_seconds: float, spans: list[float]
+    ) -> None:
         self.case = case
         self.seconds = seconds
         self.post_seconds = post_seconds
+        self.spans = spans  # each mailbox's first backlog create to its last
         self.requests = 0
         self.throttled = 0
 
     @property
     def fraction(self) -> float:
-        return minimum_seconds(self.case) / self.seconds
+        """The per-mailbox ceiling's share the drain reached, over the mailboxes' mean span."""
+        return minimum_seconds(self.case) / (sum(self.spans) / len(self.spans))
+
+    @property
+    def worst_fraction(self) -> float:
+        return minimum_seconds(self.case) / max(self.spans)
 
     @property
     def throttled_share(self) -> float:
@@ -99,7 +127,9 @@ async def _drain(azurite: Azurite, plan: Plan, case: DrainCase) -> DrainResult:
                 return all(wanted[m] <= synced_keys(stack.graph, m).keys() for m in wanted)
 
             await eventually(drained, within=600, interval=0.05)
-            result = DrainResult(case, time.monotonic() - started, posted)
+            seconds = time.monotonic() - started
+            spans = [backlog_span(stack.graph, m, keys) for m, keys in wanted.items()]
+            result = DrainResult(case, seconds, posted, spans)
         for person in people:
             counts = difference(graph_requests(stack.graph, person.mailbox), before[person.mailbox])
             result.requests += total_requests(counts)
@@ -116,11 +146,12 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
             "mailboxes",
             "creates per mailbox",
             "limit",
-            "minimum (s)",
-            "measured (s)",
+            "minimum span (s)",
+            "mean / longest span (s)",
+            "fraction of ceiling (mean / worst mailbox)",
+            "first webhook to last event (s)",
             "posting the webhooks (s)",
             "creates/s (all)",
-            "fraction of ceiling",
             "Graph requests per create",
             "429 share",
         ),
@@ -134,10 +165,11 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
                 str(case.creates),
                 f"{case.limit} / {case.window:g} s",
                 number(minimum_seconds(case)),
+                f"{number(sum(result.spans) / len(result.spans))} / {number(max(result.spans))}",
+                f"{result.fraction:.0%} / {result.worst_fraction:.0%}",
                 number(result.seconds),
                 number(result.post_seconds),
                 number(creates / result.seconds),
-                f"{result.fraction:.0%}",
                 number(result.requests / creates),
                 f"{result.throttled_share:.1%}",
             )
@@ -165,10 +197,13 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
                 result.requests / creates <= TARGET_REQUESTS_PER_CREATE,
             ),
         ]
-    section.notes.append(
+    section.notes += [
         "Backlogs are scaled down with the mailbox count to bound the run, and the limit with "
         "them so that each backlog still exceeds one window. With many mailboxes the local "
         "stack's own throughput (one host process, Azurite, 2 cores) rather than Graph's limit "
-        "can bound the drain: compare creates/s across the rows."
-    )
+        "can bound the drain: compare creates/s across the rows.",
+        "The spans show the pacing; the wall time adds the intake. Webhooks have the CPU first "
+        "(the trigger process runs at a lower priority), so while a large backlog is still being "
+        "posted, a mailbox's first create can wait for it.",
+    ]
     return section
