@@ -26,6 +26,17 @@ class _PassThrough:
         self._target = target
         self._counts = counts
         self._lock = lock
+        # One client for every request, made in the server's own event loop on the first one:
+        # a client per request costs a TLS context and a connection each time, which made
+        # the pass-through itself the slowest part of a metered run.
+        self._client: httpx.AsyncClient | None = None
+
+    def _forwarder(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=60, limits=httpx.Limits(max_connections=None, max_keepalive_connections=64)
+            )
+        return self._client
 
     def app(self) -> ASGIApp:
         async def forward(scope: dict[str, object], receive: object, send: object) -> None:
@@ -33,14 +44,13 @@ class _PassThrough:
                 return
             request = Request(scope, receive)  # type: ignore[arg-type]
             headers = {k: v for k, v in request.headers.items() if k.lower() not in _SKIPPED}
-            async with httpx.AsyncClient(timeout=60) as client:
-                answer = await client.request(
-                    request.method,
-                    f"{self._target}{request.url.path}",
-                    params=request.url.query or None,
-                    headers=headers,
-                    content=await request.body(),
-                )
+            answer = await self._forwarder().request(
+                request.method,
+                f"{self._target}{request.url.path}",
+                params=request.url.query or None,
+                headers=headers,
+                content=await request.body(),
+            )
             with self._lock:
                 self._counts[f"{self._service} {request.method}"] += 1
             kept = {k: v for k, v in answer.headers.items() if k.lower() not in _SKIPPED}
