@@ -20,7 +20,7 @@ raised in the vocabulary of `sync.errors`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -99,9 +99,14 @@ class ChangeSubscriptions(Protocol):
     """Graph change-notification subscriptions on a mailbox's events."""
 
     async def ensure(
-        self, staff_id: str, user_id: str, current: SubscriptionState
+        self,
+        staff_id: str,
+        user_id: str,
+        current: SubscriptionState,
+        before_create: Callable[[SubscriptionState], Awaitable[None]] | None = None,
     ) -> SubscriptionState | None:
-        """Create or renew when needed: the state to store, or None when nothing changed."""
+        """Create or renew when needed: the state to store, or None when nothing changed.
+        `before_create` stores the state it is given before a create is sent."""
         ...
 
     async def remove(self, user_id: str, subscription_id: str) -> None: ...

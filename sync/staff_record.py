@@ -82,6 +82,8 @@ class SubscriptionState(_Group):
     expires_at: datetime | None = None
     user_id: str = ""  # the mailbox it watches
     error: str = ""  # why the last create/renew failed (the timer remains the safety net)
+    # A create was sent then and its answer not recorded: the subscription may exist unnamed.
+    creating_since: datetime | None = None
 
 
 class Outcome(_Group):

@@ -327,8 +327,16 @@ class StaffWorker:
         """Keep the mailbox's change-notification subscription alive; the timer is the safety
         net, so a refused subscription is noted but does not fail the sync."""
         assert self._subscriptions is not None
+
+        async def before_create(mark: SubscriptionState) -> None:
+            # Stored at once: a create whose answer is lost is then looked for, not made again
+            # (the pass that sent it may fail before its outcome is written).
+            await self._staff.merge(staff_id, StaffChanges(subscription=mark))
+
         try:
-            state = await self._subscriptions.ensure(staff_id, user.id, record.subscription)
+            state = await self._subscriptions.ensure(
+                staff_id, user.id, record.subscription, before_create
+            )
         except Permanent as failure:
             return StaffChanges(subscription=SubscriptionState(error=str(failure)))
         if state is None:

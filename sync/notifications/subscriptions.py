@@ -3,6 +3,7 @@ worker under the staff lease (so two workers never race for one mailbox's subscr
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import quote
@@ -47,10 +48,15 @@ class GraphSubscriptions:
         self._client_state = client_state
 
     async def ensure(
-        self, staff_id: str, user_id: str, current: SubscriptionState
+        self,
+        staff_id: str,
+        user_id: str,
+        current: SubscriptionState,
+        before_create: Callable[[SubscriptionState], Awaitable[None]] | None = None,
     ) -> SubscriptionState | None:
         """Create or renew the mailbox's subscription when needed; the state to store, or None
-        when the current one is good for a while yet."""
+        when the current one is good for a while yet. `before_create` stores a mark before a
+        create is sent, so that only a create whose answer was lost costs a look-up."""
         now = datetime.now(UTC)
         same_mailbox = current.user_id == user_id
         expires = current.expires_at
@@ -63,14 +69,19 @@ class GraphSubscriptions:
                 pass  # removed on Graph's side: make a new one
         elif current.id:
             await self.remove(current.user_id or user_id, current.id)
-        # A create whose answer was lost left a subscription nobody recorded: reuse it rather
-        # than leave a duplicate that notifies twice until it expires.
-        orphan = await self._existing(staff_id, user_id)
-        if orphan is not None:
-            try:
-                return await self._renew(user_id, orphan, now + LIFETIME)
-            except SUBSCRIPTION_GONE:
-                pass
+        if current.creating_since is not None:
+            # A create whose answer was lost left a subscription nobody recorded: reuse it
+            # rather than leave a duplicate that notifies twice until it expires. Only then:
+            # Graph lists every subscription of the app, so a look-up on each first sync would
+            # cost a bank's onboarding a listing of all its mailboxes' subscriptions per mailbox.
+            orphan = await self._existing(staff_id, user_id)
+            if orphan is not None:
+                try:
+                    return await self._renew(user_id, orphan, now + LIFETIME)
+                except SUBSCRIPTION_GONE:
+                    pass
+        if before_create is not None:
+            await before_create(SubscriptionState(creating_since=now))
         return await self._create(staff_id, user_id, now + LIFETIME)
 
     async def _existing(self, staff_id: str, user_id: str) -> str | None:
@@ -117,6 +128,7 @@ class GraphSubscriptions:
             expires_at=created.expiration_date_time or expires,
             user_id=user_id,
             error="",
+            creating_since=None,
         )
 
     async def _renew(
@@ -132,6 +144,7 @@ class GraphSubscriptions:
             expires_at=(renewed.expiration_date_time if renewed else None) or expires,
             user_id=user_id,
             error="",
+            creating_since=None,
         )
 
     async def remove(self, user_id: str, subscription_id: str) -> None:

@@ -43,6 +43,7 @@ COLUMNS: Final[Mapping[tuple[str, str], str]] = {
     ("subscription", "expires_at"): "SubscriptionExpiresAt",
     ("subscription", "user_id"): "SubscribedUserId",
     ("subscription", "error"): "SubscriptionError",
+    ("subscription", "creating_since"): "SubscriptionCreatingSince",
     ("outcome", "status"): "Status",
     ("outcome", "reason"): "Reason",
     ("outcome", "at"): "StatusAt",

@@ -950,6 +950,26 @@ def test_start_up_stops_naming_a_notification_setting_graph_would_refuse(
     assert value not in lines[0], "a setting's value is never shown"
 
 
+async def test_a_first_subscription_is_made_without_listing_the_apps_subscriptions(
+    live: LocalStack,
+) -> None:
+    """Graph lists every subscription of the app: a bank's onboarding must not read them all
+    once per mailbox. Only a create whose answer was lost (the next test) is looked for."""
+    stack = live
+    listing = stack.graph.lose_responses("GET", "^/subscriptions$", times=1000)
+    kim = new_advisor(stack, "Kim")
+
+    assert await deliver(stack, book(new_coconut(), [kim])) == [202]
+
+    with service_tables(stack) as tables:
+        recorded = await eventually(
+            lambda: (found := tables.staff(kim.staff_id)).get("SubscriptionId") and found
+        )
+    assert ids(subscriptions_of(stack.graph, kim.box)) == [recorded["SubscriptionId"]]
+    assert not recorded.get("SubscriptionCreatingSince"), "the create's mark is cleared"
+    assert fired(stack.graph, listing) == 0
+
+
 async def test_subscription_create_whose_answer_was_lost_leaves_exactly_one_subscription(
     live: LocalStack,
 ) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from sync.export.planning import EventLink
 from sync.imports.busy_time import BusyBlock, external_id_for
 from sync.memory.calendar import MemoryCalendar
@@ -21,7 +23,11 @@ class RecordedSubscriptions:
         self.removed: list[tuple[str, str]] = []
 
     async def ensure(
-        self, staff_id: str, user_id: str, current: SubscriptionState
+        self,
+        staff_id: str,
+        user_id: str,
+        current: SubscriptionState,
+        before_create: Callable[[SubscriptionState], Awaitable[None]] | None = None,
     ) -> SubscriptionState | None:
         raise AssertionError("a disconnect never subscribes")
 
