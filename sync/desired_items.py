@@ -4,7 +4,10 @@
 revision wins, a deletion is final), and commits by compare-and-swap, deciding again when another
 delivery of the same item got there first. Every staff member to reconcile is marked pending
 before the commit (a crash in between loses nothing: Coconut's retry is a duplicate, which marks
-again) and after it (no run can clear a mark without having seen the committed state).
+again) and, when the commit replaced a record, after it too: no run can then clear a mark without
+having seen the committed state. A first record needs no second mark: a run that reads the row
+before the record exists leaves a fresh mark alone (`awaits_its_record`), and one that reads the
+record after the commit writes what was committed.
 
 Deciding reads only the record's readable columns (revision, flags, staff ids): a delivery is
 recorded without decrypting anything, so a row whose content cannot be decrypted (a wrong or
@@ -16,16 +19,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 from sync.coconut.webhook_models import Delivery
 from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, Outcome, decide, delivery_key, withdraw
 from sync.errors import StorageUnavailable
-from sync.ports import ItemLinks, ItemTable
+from sync.ports import ItemLinks, ItemTable, StaffItemRow
 
 MAX_CAS_ATTEMPTS: Final = 20
+# Longest time from a delivery's first mark to its commit: an invocation that has not committed
+# by then never will (host.json `functionTimeout`, which a test holds this to).
+MARK_TO_COMMIT: Final = timedelta(minutes=10)
 # Item records loaded at once; point reads are cheap, but not free.
 LOAD_CONCURRENCY: Final = 16
 
@@ -100,7 +106,22 @@ class DesiredItemStore:
         await self._links.mark_pending(staff, record.key, ends=record.ends_at)
         if not await self._table.swap(record, etag):
             return False
-        # Marked again after the commit: a run that saw the first mark but read the item
-        # before this commit cannot then clear the mark (its ETag swap fails).
-        await self._links.mark_pending(staff, record.key, ends=record.ends_at)
+        if etag is not None:
+            # Marked again after the commit: a run that saw the first mark but read the older
+            # record before this commit cannot then clear the mark (its ETag swap fails).
+            await self._links.mark_pending(staff, record.key, ends=record.ends_at)
         return True
+
+
+def awaits_its_record(row: StaffItemRow, item: DesiredItem | None, now: datetime) -> bool:
+    """A row a delivery marked moments ago for an item with no record yet: the delivery is
+    between its mark and its commit (see the module docstring), so a run must leave the mark
+    for the run its commit asks for. Past `MARK_TO_COMMIT` the commit will not come."""
+    return (
+        item is None
+        and row.pending
+        and row.link.event_id is None
+        and not row.link.pending_create
+        and row.pending_since is not None
+        and now - row.pending_since < MARK_TO_COMMIT
+    )

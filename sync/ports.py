@@ -180,6 +180,8 @@ class StaffItemRow:
     keep_pending: bool = False
     # The item's own failure, while it keeps failing (cleared by the next successful write).
     failure: ItemFailure | None = None
+    # When a delivery last marked it pending (None: not known).
+    pending_since: datetime | None = None
 
     @property
     def item_key(self) -> str:

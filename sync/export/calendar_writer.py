@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sync.concurrency import all_settled
+from sync.desired_items import awaits_its_record
 from sync.desired_state import DesiredItem, is_wanted_by, leaves_events_alone
 from sync.errors import EventGone, Permanent, Retryable, SyncError
 from sync.export.planning import (
@@ -161,11 +162,15 @@ class CalendarWriter:
             await self._links.save_links(links_after.saves)
             raise
         await self._record_failures(by_key, outcome)
-        # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set).
+        # Rows that needed nothing: clear their pending mark (a newer delivery keeps it set,
+        # and so does a first delivery of an item not committed yet).
+        now = datetime.now(UTC)
         idle = [
             LinkSave(row, row.link, done=True)
             for row in rows
-            if row.item_key not in changed and row.pending
+            if row.item_key not in changed
+            and row.pending
+            and not awaits_its_record(row, items.get(row.item_key), now)
         ]
         await self._links.save_links([*links_after.saves, *idle])
         outcome.events = len(desired)

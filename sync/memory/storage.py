@@ -109,6 +109,7 @@ class _LinkRow:
     etag: str
     failure: ItemFailure | None = None
     ends: datetime | None = None  # None: unknown, in every bounded read
+    pending_since: datetime | None = None
 
 
 # A row a merge brings back after it was deleted has no end column: no bound reads it (unless
@@ -135,11 +136,15 @@ class MemoryItemLinks:
             self._faults.check(STORAGE)
             rows = self.partitions.setdefault(staff_id, {})
             row = rows.get(item_key)
+            now = datetime.now(UTC)
             if row is None:
                 link = EventLink(item_key=item_key)
-                rows[item_key] = _LinkRow(link, True, self._etags.new(), ends=ends)
+                rows[item_key] = _LinkRow(
+                    link, True, self._etags.new(), ends=ends, pending_since=now
+                )
             else:
                 row.pending, row.etag, row.ends = True, self._etags.new(), ends
+                row.pending_since = now
 
     async def rows(self, staff_id: str) -> list[StaffItemRow]:
         return self._select(staff_id, lambda _row: True)
@@ -165,7 +170,14 @@ class MemoryItemLinks:
     def _select(self, staff_id: str, wanted: Callable[[_LinkRow], bool]) -> list[StaffItemRow]:
         self._faults.check(STORAGE)
         return [
-            StaffItemRow(staff_id, row.link, row.pending, row.etag, failure=row.failure)
+            StaffItemRow(
+                staff_id,
+                row.link,
+                row.pending,
+                row.etag,
+                failure=row.failure,
+                pending_since=row.pending_since if row.pending else None,
+            )
             for row in self.partitions.get(staff_id, {}).values()
             if wanted(row)
         ]
@@ -230,6 +242,8 @@ class MemoryItemLinks:
             for row in rows.values():
                 if row.failure is not None:
                     row.failure = replace(row.failure, retry_at=row.failure.retry_at - step)
+                if row.pending and row.pending_since is not None:
+                    row.pending_since -= step
 
     async def row(self, staff_id: str, item_key: str) -> StaffItemRow | None:
         self._faults.check(STORAGE)

@@ -85,6 +85,7 @@ def _row(entity: dict[str, Any]) -> StaffItemRow:
         pending=bool(entity.get("Pending", False)),
         etag=str(entity.metadata["etag"]) if hasattr(entity, "metadata") else "",
         failure=_failure(entity),
+        pending_since=marked if isinstance(marked := entity.get("PendingAt"), datetime) else None,
     )
 
 

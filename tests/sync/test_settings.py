@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from sync.content_cipher import KEY_FORMAT, DataKey, new_data_key
+from sync.desired_items import MARK_TO_COMMIT
 from sync.graph.pacing import MailboxRate
 from sync.settings import (
     DEFAULT_GRAPH_BASE_URL,
@@ -320,3 +324,12 @@ def test_the_mailbox_rate_defaults_to_graphs_limit_and_may_only_be_lowered(
 
     environment.setenv("GRAPH_MAILBOX_REQUESTS_PER_WINDOW", "20000")
     assert refusal(environment).startswith("invalid setting GRAPH_MAILBOX_REQUESTS_PER_WINDOW: ")
+
+
+def test_a_marked_delivery_is_given_as_long_as_an_invocation_may_run() -> None:
+    """`MARK_TO_COMMIT` bounds how long a run leaves a first delivery's mark for its commit:
+    never shorter than host.json lets an invocation run."""
+    host_json = Path(__file__).resolve().parents[2] / "host.json"
+    timeout = json.loads(host_json.read_text(encoding="utf-8"))["functionTimeout"]
+    hours, minutes, seconds = (int(part) for part in timeout.split(":"))
+    assert timedelta(hours=hours, minutes=minutes, seconds=seconds) <= MARK_TO_COMMIT

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from sync.coconut.webhook_models import Delivery
+from sync.desired_items import MARK_TO_COMMIT
+from sync.desired_state import DesiredItem, decide
 from sync.graph.calls import PACED
 from sync.graph.errors import GraphRetryable
 from sync.imports.busy_time import external_id_for
@@ -238,6 +240,47 @@ async def test_an_item_reassigned_away_after_a_throttled_first_pass_leaves_the_c
 
     assert service.events(user) == [], "the appointment left U-42's calendar"
     assert (await service.record()).outcome.status == "Syncing"
+
+
+async def _marked_not_committed(service: Service) -> tuple[MailboxUser, str, DesiredItem]:
+    """A known staff member, and a first delivery of A-1002 between its mark and its commit:
+    the intake marked the row; the item's record is what it is about to insert."""
+    user = service.mailbox()
+    await service.deliver(appointment_at(1, starts=tomorrow()))  # the mailbox is known
+    await service.run()
+    delivery = appointment_at(1, coconut_id="A-1002", starts=tomorrow())
+    decision = decide(None, delivery)
+    assert decision.record is not None
+    record = decision.record.model_copy(update={"recorded_at": datetime.now(UTC)})
+    await service.world.links.mark_pending([STAFF], record.key, ends=record.ends_at)
+    return user, record.key, record
+
+
+async def test_a_run_between_a_first_deliverys_mark_and_its_commit_leaves_the_mark() -> None:
+    """The intake marks a new item's rows once, before its commit: a run that reads the row
+    before the record exists must not clear it, or the commit's own run finds nothing to do."""
+    service = Service()
+    user, key, record = await _marked_not_committed(service)
+
+    assert (await service.run(sync("notification"))).outcome == "synced"
+    assert await service.pending() == [key], "the mark waits for its commit"
+
+    assert await service.world.table.swap(record, None)  # the commit: no mark after it
+    await service.world.queue.request_sync([STAFF], "webhook")
+    assert (await service.run()).outcome == "synced"
+    assert sorted(filter(None, service.events(user))) == ["appointment:A-1001", key]
+    assert await service.pending() == []
+
+
+async def test_a_mark_whose_commit_never_came_is_cleared_once_no_invocation_can_commit() -> None:
+    service = Service()
+    user, _, _ = await _marked_not_committed(service)
+
+    service.world.advance(MARK_TO_COMMIT.total_seconds() + 1)  # the intake died meanwhile
+    assert (await service.run(sync("timer"))).outcome == "synced"
+
+    assert await service.pending() == []
+    assert sorted(filter(None, service.events(user))) == ["appointment:A-1001"]
 
 
 @pytest.mark.parametrize("gone", ["deleted", "moved to another calendar"])
