@@ -412,7 +412,7 @@ class CalendarWriter:
         used for a different event (`ErrorDuplicateTransactionId`, graph/FACTS.md) gets the
         event found, or the next generation: never the same id again. `unmade`: `row` holds
         the link already (written with the run's other creates), and this is called if Graph
-        refuses the first POST with a 429 (so it was never made)."""
+        refused every attempt of the first POST with a 429 (so it was never made)."""
         linked_first = unmade is not None
         while True:
             if not linked_first:
@@ -425,7 +425,7 @@ class CalendarWriter:
                     coconut_key=key,
                 )
             except GraphRetryable as refused:
-                if linked_first and unmade is not None and refused.status == 429:
+                if linked_first and unmade is not None and refused.never_applied:
                     unmade()
                 raise
             except GraphRefused as refused:

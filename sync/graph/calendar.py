@@ -40,7 +40,7 @@ from msgraph.generated.users.users_request_builder import UsersRequestBuilder
 from msgraph.graph_service_client import GraphServiceClient
 
 from sync.errors import EventGone
-from sync.graph.calls import DIRECTORY, GraphCaller
+from sync.graph.calls import DIRECTORY, CallAttempts, GraphCaller
 from sync.ports import DeltaPage, MailboxUser, WrittenEvent
 
 # The extended property that marks an event as written by this service for one Coconut item.
@@ -85,7 +85,10 @@ class GraphCalendar:
         self._caller = caller
 
     async def _json(
-        self, user_id: str, request: Callable[[], RequestInformation]
+        self,
+        user_id: str,
+        request: Callable[[], RequestInformation],
+        attempts: CallAttempts | None = None,
     ) -> dict[str, Any] | None:
         """Send the request (made afresh for each attempt) and read its answer as JSON."""
         adapter = self._client.request_adapter
@@ -94,7 +97,7 @@ class GraphCalendar:
             raw: bytes | None = await adapter.send_primitive_async(request(), "bytes", _ERRORS)
             return raw
 
-        raw = await self._caller.call(user_id, send)
+        raw = await self._caller.call(user_id, send, attempts=attempts)
         if not raw:
             return None
         parsed: dict[str, Any] = json.loads(raw)
@@ -146,7 +149,14 @@ class GraphCalendar:
             _with_json(request, Method.POST, payload)
             return request
 
-        return _written(await self._json(user_id, post))
+        attempts = CallAttempts()
+        written = _written(await self._json(user_id, post, attempts))
+        if attempts.earlier_maybe_applied:
+            # A retry answered for an event an earlier attempt made: the answer shows the event
+            # as it is now, and a person may have edited it in between. Its changeKey is then
+            # not known to be ours, so the next delta round that lists it writes it back.
+            return WrittenEvent(written.id, None)
+        return written
 
     async def find_events_for(self, user_id: str, coconut_key: str) -> list[WrittenEvent]:
         """Events in the primary calendar carrying this item's Coconut-id extended property."""

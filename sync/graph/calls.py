@@ -50,6 +50,15 @@ class GraphCallStats:
     by_status: dict[int, int] = field(default_factory=lambda: defaultdict(int))
 
 
+@dataclass
+class CallAttempts:
+    """What one call's attempts left behind, for a caller whose success may be a replay."""
+
+    # An attempt before the one answered may have been applied (a 5xx or a lost connection):
+    # the answer may then describe an object as it stood later, not as the request wrote it.
+    earlier_maybe_applied: bool = False
+
+
 def _header(headers: object, name: str) -> str | None:
     if headers is None:
         return None
@@ -89,7 +98,11 @@ def retry_later(delay: float, status: int | None, code: str | None) -> GraphRetr
         if status
         else (f"Graph could not be reached ({code})" if code else "Graph could not be reached")
     )
-    return GraphRetryable(f"{answered}; retry after {delay:.1f} s", delay, status=status, code=code)
+    failure = GraphRetryable(
+        f"{answered}; retry after {delay:.1f} s", delay, status=status, code=code
+    )
+    failure.never_applied = status == 429  # Graph applies nothing it answers 429
+    return failure
 
 
 def map_api_error(error: APIError, attempt: int) -> SyncError:
@@ -174,13 +187,19 @@ class GraphCaller:
         )
 
     async def call(
-        self, mailbox: str, operation: Callable[[], Awaitable[T]], *, replayable: bool = True
+        self,
+        mailbox: str,
+        operation: Callable[[], Awaitable[T]],
+        *,
+        replayable: bool = True,
+        attempts: CallAttempts | None = None,
     ) -> T:
         """Run one Graph request for `mailbox`, retrying short throttling waits.
 
         `replayable=False` for a request that must not be sent twice when its answer may have
         been lost (a create without a transaction id): only a 429, which Graph never applied,
         is retried here; anything else goes back to the caller, who looks before trying again.
+        `attempts`, when given, is filled in with what the attempts before the answer did.
         """
 
         token_retried = False
@@ -206,9 +225,24 @@ class GraphCaller:
             stop=stop_after_attempt(self._attempts),
             reraise=True,
         )
-        async for attempt in retrying:
-            with attempt:
-                return await self._once(mailbox, operation, attempt.retry_state.attempt_number)
+        maybe_applied = False
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    try:
+                        number = attempt.retry_state.attempt_number
+                        answer = await self._once(mailbox, operation, number)
+                    except GraphRetryable as failure:
+                        maybe_applied = maybe_applied or failure.status != 429
+                        raise
+                    if attempts is not None:
+                        attempts.earlier_maybe_applied = maybe_applied
+                    return answer
+        except GraphRetryable as failure:
+            # The last attempt's refusal does not speak for the earlier ones: a 503 or a
+            # dropped connection before it may have come after Graph made the write.
+            failure.never_applied = failure.status == 429 and not maybe_applied
+            raise
         raise AssertionError("unreachable: tenacity re-raises the last error")
 
     async def _once(self, mailbox: str, operation: Callable[[], Awaitable[T]], attempt: int) -> T:

@@ -14,6 +14,10 @@ class GraphRetryable(Retryable):
     """Throttled (429), temporarily unavailable (5xx) or a transport failure."""
 
     source: Source = "graph"
+    # True only when no attempt of the request can have been applied: every one was refused
+    # with a 429 (or held back before it was sent). A 5xx or a lost connection may follow a
+    # write Graph made, so a caller that undoes its bookkeeping on a refusal asks this.
+    never_applied: bool = False
 
 
 class AccessDenied(Permanent):

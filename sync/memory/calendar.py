@@ -24,7 +24,7 @@ from typing import Any, Final, Literal
 
 from sync.errors import DeltaExpired, EventGone
 from sync.graph.calls import retry_later
-from sync.graph.errors import GraphRefused, MailboxUnreachable
+from sync.graph.errors import GraphRefused, GraphRetryable, MailboxUnreachable
 from sync.memory.faults import Crash, Faults
 from sync.ports import DeltaPage, MailboxUser, WrittenEvent
 from sync.timezones import UnknownTimeZone, mailbox_zone
@@ -271,11 +271,13 @@ class MemoryCalendar:
                 self.faults.crash()
                 raise Crash("after a Graph write")
         if self.faults.scheduled.get(LOST_ANSWER):
-            self.faults.scheduled[LOST_ANSWER].popleft()
-            raise retry_later(1.0, 503, "LostAnswer")
+            raise self.faults.scheduled[LOST_ANSWER].popleft()
 
-    def lose_next_answers(self, count: int = 1) -> None:
-        self.faults.fail_next(LOST_ANSWER, *[retry_later(1.0, 503, "LostAnswer")] * count)
+    def lose_next_answers(self, count: int = 1, *, answer: GraphRetryable | None = None) -> None:
+        """The next `count` writes are made and answered with `answer` (a 503 by default; a
+        429 stands for a retry refused after a first attempt whose answer was lost)."""
+        lost = answer or retry_later(1.0, 503, "LostAnswer")
+        self.faults.fail_next(LOST_ANSWER, *[lost] * count)
 
     def throttle_next(self, count: int, retry_after: float = 2.0) -> None:
         self.faults.fail_next(GRAPH, *[retry_later(retry_after, 429, None)] * count)

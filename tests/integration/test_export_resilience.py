@@ -374,6 +374,42 @@ async def test_lost_create_answers_leave_exactly_one_event_per_appointment(
     assert lost == {"503": 2, "dropped": 2}, "four answers were lost, and only four"
 
 
+async def test_an_event_edited_between_a_lost_create_answer_and_its_retry_is_written_back(
+    own_stack: LocalStack,
+) -> None:
+    """The create is made but its answer lost; a person edits the new event before the retry,
+    and the retry (same transaction id) is answered with the edited event. That answer is not
+    the service's write: the edit is undone like any other Outlook edit (Coconut wins)."""
+    stack = own_stack
+    jane = new_advisor(stack)
+    booking = book(new_coconut(), [jane])
+    set_faults(
+        stack.graph,
+        {
+            "kind": "lostResponse",
+            "lostAs": "503",
+            "times": 1,
+            "retryAfter": 3,
+            "methods": ["POST"],
+            "pathPattern": r"^/users/[^/]+/events$",
+        },
+    )
+
+    assert await deliver(stack, booking) == [202]
+    await eventually(lambda: bool(events_by_key(stack.graph, jane.box)), within=15)
+    [made] = events_by_key(stack.graph, jane.box)[key(booking)]
+    stack.graph.update_event_as_person(jane.box, made["id"], {"subject": "Moved to lunch"})
+    answered = graph_requests(stack.graph, jane.box).get("POST", {})
+    assert answered == {"503": 1}, "the edit came before the create's retry"
+
+    def written_back() -> bool:
+        found = events_by_key(stack.graph, jane.box).get(key(booking), [])
+        return [event["subject"] for event in found] == [SERVICE["name"]]
+
+    await eventually(written_back, within=20)
+    assert graph_requests(stack.graph, jane.box)["POST"] == {"503": 1, "201": 1}
+
+
 # --- a crash -------------------------------------------------------------------------------------
 
 

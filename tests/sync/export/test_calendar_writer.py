@@ -12,6 +12,7 @@ from sync.desired_state import DesiredItem, decide
 from sync.export.calendar_writer import CalendarWriter, ExportOutcome
 from sync.export.planning import EventLink
 from sync.export.rendering import render_event
+from sync.graph.calls import retry_later
 from sync.graph.errors import GraphRetryable
 from sync.memory.calendar import MemoryCalendar
 from sync.memory.storage import MemoryItemLinks
@@ -373,6 +374,29 @@ async def test_the_events_made_before_a_run_fails_stay_linked() -> None:
     link = await mailbox.link(str(key))
     assert link.event_id is not None
     assert not link.pending_create
+
+
+async def test_a_create_whose_retry_was_throttled_after_a_lost_answer_is_looked_for() -> None:
+    """The POST made the event but its answer was lost (a 503), and the retry was refused
+    with a 429: the event exists, so its link stays "create pending" and the item, deleted in
+    Coconut meanwhile, has its event found and removed instead of left in Outlook."""
+    mailbox = Mailbox()
+    await mailbox.deliver(booked(1), booked(1, "A-2"))
+    after_a_lost_answer = retry_later(1.0, 429, None)
+    after_a_lost_answer.never_applied = False  # as GraphCaller says after a 503, then a 429
+    mailbox.calendar.lose_next_answers(1, answer=after_a_lost_answer)
+
+    with pytest.raises(GraphRetryable):
+        await mailbox.write()
+
+    [made_unheard] = [key for key in (A1, A2) if (await mailbox.link(key)).pending_create]
+    assert len(mailbox.events()[made_unheard]) == 1
+    item = mailbox.items[made_unheard]
+    await mailbox.deliver(deleted(2, item.key.split(":", 1)[1]))
+
+    await mailbox.write()
+
+    assert not mailbox.events().get(made_unheard), "the event Coconut no longer wants is gone"
 
 
 async def test_a_create_graph_refused_is_posted_next_time_without_a_look_up() -> None:

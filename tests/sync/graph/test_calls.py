@@ -19,6 +19,7 @@ from sync.graph.calls import (
     DIRECTORY,
     MAX_CONCURRENT_PER_MAILBOX,
     PACED,
+    CallAttempts,
     GraphCaller,
     map_api_error,
     retry_later,
@@ -181,6 +182,50 @@ async def test_retries_stop_after_the_attempts_allowed() -> None:
         await caller.call("user-1", graph)
 
     assert graph.calls == 3
+
+
+async def test_a_request_every_attempt_of_which_was_throttled_was_never_applied() -> None:
+    caller = GraphCaller(max_inline_wait=5.0, attempts=2)
+    graph = Graph(*[graph_error(429, None, {"Retry-After": "0"}) for _ in range(2)])
+
+    with pytest.raises(GraphRetryable) as raised:
+        await caller.call("user-1", graph)
+
+    assert raised.value.status == 429
+    assert raised.value.never_applied
+
+
+async def test_a_throttled_retry_of_a_request_that_met_a_503_may_have_been_applied() -> None:
+    """A 503 can come after Graph made a write (its answer lost on the way): the 429 that
+    refuses the retry does not undo that, so the failure must not say "never applied"."""
+    caller = GraphCaller(max_inline_wait=5.0, attempts=2)
+    graph = Graph(graph_error(503, None, {"Retry-After": "0"}), graph_error(429, None))
+
+    with pytest.raises(GraphRetryable) as raised:
+        await caller.call("user-1", graph)
+
+    assert (graph.calls, raised.value.status) == (2, 429)
+    assert not raised.value.never_applied
+
+
+@pytest.mark.parametrize(
+    ("first", "maybe_applied"),
+    [(graph_error(503, None, {"Retry-After": "0"}), True), (graph_error(429, None), False)],
+    ids=["after a 503", "after a 429"],
+)
+async def test_an_answer_to_a_retry_says_whether_an_earlier_attempt_may_have_been_applied(
+    first: ODataError, maybe_applied: bool
+) -> None:
+    """A create answered on its retry after a 503 may be answered with the event the first
+    attempt made, as it is now (a person may have edited it meanwhile)."""
+    caller = GraphCaller(max_inline_wait=5.0)
+    graph = Graph(first)
+    attempts = CallAttempts()
+
+    assert await caller.call("user-1", graph, attempts=attempts) == "answered"
+
+    assert graph.calls == 2
+    assert attempts.earlier_maybe_applied is maybe_applied
 
 
 @pytest.mark.parametrize(
