@@ -3,7 +3,10 @@ change notifications.
 
 Refreshes the staff roster from the Coconut API (only `calendar_sync: true` staff are synced),
 then asks for one sync of every enabled staff member, spread over a short interval so that
-10,000 staff do not land on the queue in the same second. Each sync pulls Exchange changes (delta),
+10,000 staff do not land on the queue in the same second. A staff member new to the service has
+no record yet: their request carries the roster entry and their run's lease creates the record
+with it, so a bank's first cycle costs a write per staff member, not two (the cycle's insert,
+then the lease's swap). Each sync pulls Exchange changes (delta),
 retries pending export work and renews the staff member's change-notification subscription when
 it expires soon, so the timer itself stays cheap.
 """
@@ -13,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sync.coconut.api import CoconutRefused, CoconutUnavailable
 from sync.concurrency import all_settled
@@ -43,6 +46,8 @@ class RosterRefresh:
     enabled: list[str]  # staff to sync: calendar_sync on, not disconnected
     roster_size: int | None  # None when the roster could not be read this time
     changes: int
+    # Enabled staff with no record, left unwritten for their run's lease to create (`run`).
+    unrecorded: dict[str, Roster] = field(default_factory=dict)
 
 
 def _disconnected(record: StaffRecord | None) -> bool:
@@ -74,10 +79,12 @@ class PeriodicCycle:
 
     async def run(self) -> CycleOutcome:
         started = time.monotonic()
-        refresh = await self.refresh_roster()
+        refresh = await self.refresh_roster(leave_new_to_their_run=True)
         enabled, roster_size, changes = refresh.enabled, refresh.roster_size, refresh.changes
         spread = min(MAX_SPREAD_SECONDS, len(enabled) / 100)
-        await self._queue.request_sync_spread(enabled, "timer", spread_seconds=spread)
+        await self._queue.request_sync_spread(
+            enabled, "timer", spread_seconds=spread, rosters=refresh.unrecorded
+        )
         outcome = CycleOutcome(len(enabled), roster_size, changes, time.monotonic() - started)
         log.info(
             "periodic cycle",
@@ -91,9 +98,11 @@ class PeriodicCycle:
         )
         return outcome
 
-    async def refresh_roster(self) -> RosterRefresh:
+    async def refresh_roster(self, *, leave_new_to_their_run: bool = False) -> RosterRefresh:
         """Bring the staff records in step with Coconut's roster (also an ops backfill's first
-        step); who is to be synced."""
+        step); who is to be synced. `leave_new_to_their_run`: enabled staff with no record are
+        not written but returned (`RosterRefresh.unrecorded`), for their sync request to
+        carry."""
         # The records are read while Coconut pages through the roster: neither waits on the
         # other, and both have finished before anything is decided (or raised: storage's
         # failure first, as when the records were read first).
@@ -105,6 +114,7 @@ class PeriodicCycle:
         known = {record.staff_id: record for record in records}
         roster_size: int | None = None
         changes = 0
+        unrecorded: dict[str, Roster] = {}
         if isinstance(roster, (CoconutUnavailable, CoconutRefused)):
             # Keep syncing the staff already known; the roster is refreshed next cycle.
             log.warning(
@@ -125,7 +135,18 @@ class PeriodicCycle:
                 )
             }
             changes = len(updates)
-            await self._write(updates, new={s for s in updates if s not in known})
+            new = {s for s in updates if s not in known}
+            if leave_new_to_their_run:
+                unrecorded = {
+                    s: first
+                    for s in new
+                    if (first := updates[s].roster) is not None and first.calendar_sync
+                }
+            # A new staff member with calendar sync off is written here: no run will.
+            await self._write(
+                {s: c for s, c in updates.items() if s not in unrecorded},
+                new=new - unrecorded.keys(),
+            )
             switched_off = {user.id for user in roster if not user.calendar_sync}
             on_roster = [user.id for user in roster if user.calendar_sync]
             # Staff known from webhooks but absent from the roster keep their safety net too;
@@ -134,7 +155,7 @@ class PeriodicCycle:
             enabled = sorted(
                 {s for s in on_roster if not _disconnected(known.get(s))} | set(known_elsewhere)
             )
-        return RosterRefresh(enabled, roster_size, changes)
+        return RosterRefresh(enabled, roster_size, changes, unrecorded)
 
     async def request_repair(self, period_seconds: float) -> int:
         """The scheduled repair (`COCONUT_RECONCILE_SCHEDULE`): one "reconcile" request per

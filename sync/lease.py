@@ -33,7 +33,7 @@ from typing import Final, Literal
 
 from sync.errors import ConcurrentUpdate
 from sync.ports import StaffStore
-from sync.staff_record import Lease, Rerun, StaffChanges, StaffRecord
+from sync.staff_record import Lease, Rerun, Roster, StaffChanges, StaffRecord
 
 # A process's workers share this prefix: the lease's owner shows which process holds it.
 PROCESS_ID: Final = f"worker-{uuid.uuid4().hex[:12]}"
@@ -71,12 +71,15 @@ class StaffLease:
         # process takes the same lease again and again, and nothing else wrote it meanwhile).
         self._given_back: OrderedDict[str, StaffRecord] = OrderedDict()
 
-    async def acquire(self, staff_id: str) -> HeldLease:
+    async def acquire(self, staff_id: str, *, roster: Roster | None = None) -> HeldLease:
         """Take the lease, or raise `LeaseHeld`. Each call is a new owner: two runs for the
-        same staff member in one process must not both hold the mailbox."""
+        same staff member in one process must not both hold the mailbox. `roster`: Coconut's
+        roster entry, written with the lease into a record that has none yet."""
         owner = f"{self._owner}-{uuid.uuid4().hex[:8]}"
         known = self._given_back.pop(staff_id, None)
-        record = await take(self._store, staff_id, owner, self.duration, known=known)
+        record = await take(
+            self._store, staff_id, owner, self.duration, known=known, roster=roster
+        )
         return HeldLease(self._store, record, owner, self.duration, on_release=self._gave_back)
 
     def _gave_back(self, record: StaffRecord) -> None:
@@ -125,13 +128,18 @@ async def take(
     duration: timedelta,
     *,
     known: StaffRecord | None = None,
+    roster: Roster | None = None,
 ) -> StaffRecord:
     """Take (or, for the same owner, extend) the lease by compare-and-swap; the record as it
     stands with the lease taken. `known`: the record as this process last wrote it, swapped
-    against first (its ETag still matching means it is the record as stored), else read."""
+    against first (its ETag still matching means it is the record as stored), else read.
+    `roster`: written too when the record has no roster entry yet (the timer cycle leaves a
+    new staff member's record to their first run)."""
     now = datetime.now(UTC)
     changes = StaffChanges(lease=Lease(owner=owner, until=now + duration))
     record = known or await store.get(staff_id)
+    if roster is not None and (record is None or record.roster.calendar_sync is None):
+        changes = changes.then(StaffChanges(roster=roster))
     try:
         if record is None:
             return await store.create(staff_id, changes)
@@ -141,7 +149,7 @@ async def take(
         etag = await store.merge(staff_id, changes, if_match=record.etag)
     except ConcurrentUpdate:
         if known is not None:  # written since: look at it as it stands
-            return await take(store, staff_id, owner, duration)
+            return await take(store, staff_id, owner, duration, roster=roster)
         raise LeaseHeld(staff_id, now + duration) from None
     return record.with_changes(changes, etag)
 

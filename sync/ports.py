@@ -20,7 +20,7 @@ raised in the vocabulary of `sync.errors`.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -30,7 +30,7 @@ from sync.coconut.webhook_models import Appointment, Unavailability
 from sync.desired_state import DesiredItem
 from sync.export.planning import EventLink
 from sync.imports.busy_time import BusyBlock
-from sync.staff_record import StaffChanges, StaffRecord, SubscriptionState
+from sync.staff_record import Roster, StaffChanges, StaffRecord, SubscriptionState
 from sync.work import StaffSyncRequest, SyncReason
 
 # ----- Exchange (Graph) ---------------------------------------------------------------------
@@ -301,9 +301,15 @@ class WorkQueue(SyncRequester, Protocol):
         ...
 
     async def request_sync_spread(
-        self, staff_ids: Iterable[str], reason: SyncReason, *, spread_seconds: float
+        self,
+        staff_ids: Iterable[str],
+        reason: SyncReason,
+        *,
+        spread_seconds: float,
+        rosters: Mapping[str, Roster] | None = None,
     ) -> None:
-        """One request per staff member, their visibility spread over `spread_seconds`."""
+        """One request per staff member, their visibility spread over `spread_seconds`;
+        `rosters`: the roster entry to carry, for staff members who have no record yet."""
         ...
 
 

@@ -8,6 +8,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from sync.staff_record import Roster
 from sync.tracing import current_traceparent
 
 # What the worker does: keep the staff member in step, or remove everything the service put in
@@ -44,6 +45,10 @@ class StaffSyncRequest(BaseModel):
     # the current span when the request is made (None outside one); kept when it is put back.
     # Messages sent before the field existed still parse (the worker reads them outside a span).
     traceparent: str | None = Field(default_factory=current_traceparent)
+    # Coconut's roster entry of a staff member the timer cycle found with no record yet: the
+    # run's lease creates the record with it (one write, where the cycle writing it first made
+    # two). None on every other request.
+    roster: Roster | None = None
 
     @property
     def continues_trace(self) -> bool:

@@ -147,7 +147,7 @@ class StaffWorker:
     async def _run(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
         """The run's report, and for the log a detail and the Graph status that deferred it."""
         try:
-            held = await self._lease.acquire(request.staff_id)
+            held = await self._lease.acquire(request.staff_id, roster=request.roster)
         except LeaseHeld as busy:
             await self._defer_while_leased(request, busy.until)
             return RunReport("deferred"), "lease held", None

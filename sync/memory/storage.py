@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Final
@@ -16,7 +16,7 @@ from sync.errors import ConcurrentUpdate, ContentUnreadable
 from sync.export.planning import EventLink
 from sync.memory.faults import Faults
 from sync.ports import ItemFailure, LinkSave, StaffItemRow, StoredItem
-from sync.staff_record import StaffChanges, StaffRecord
+from sync.staff_record import Roster, StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest, SyncReason
 
 STORAGE = "storage"
@@ -344,12 +344,18 @@ class MemoryQueue:
             await self.send(StaffSyncRequest(staff_id=staff_id, reason=reason, full=full))
 
     async def request_sync_spread(
-        self, staff_ids: Iterable[str], reason: SyncReason, *, spread_seconds: float
+        self,
+        staff_ids: Iterable[str],
+        reason: SyncReason,
+        *,
+        spread_seconds: float,
+        rosters: Mapping[str, Roster] | None = None,
     ) -> None:
         ids = sorted(set(staff_ids))
         step = spread_seconds / len(ids) if ids else 0.0
         for index, staff_id in enumerate(ids):
-            request = StaffSyncRequest(staff_id=staff_id, reason=reason)
+            roster = (rosters or {}).get(staff_id)
+            request = StaffSyncRequest(staff_id=staff_id, reason=reason, roster=roster)
             await self.send(request, delay_seconds=index * step)
 
     def take(self, index: int = 0) -> StaffSyncRequest:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sync.staff_record import Roster
 from sync.work import StaffSyncRequest
 
 
@@ -18,7 +19,9 @@ def test_a_retried_request_keeps_reason_time_and_action_and_counts_the_attempt()
 
 
 def test_a_request_holds_identifiers_and_flags_only() -> None:
-    # What may travel through the queues (and so sit in the poison queue): nothing personal.
+    # What may travel through the queues (and so sit in the poison queue): nothing about a
+    # customer. The one personal value is a staff member's own work e-mail, on the timer's
+    # request for a staff member with no record yet: the staff table holds it too.
     assert set(StaffSyncRequest.model_fields) == {
         "staff_id",
         "reason",
@@ -27,7 +30,9 @@ def test_a_request_holds_identifiers_and_flags_only() -> None:
         "action",
         "attempt",
         "traceparent",  # random trace and span ids (sync.tracing)
+        "roster",  # Coconut's roster entry: the staff member's e-mail, calendar sync on/off
     }
+    assert set(Roster.model_fields) == {"email", "calendar_sync"}
 
 
 def test_a_message_from_before_trace_context_still_parses() -> None:
