@@ -625,7 +625,9 @@ async def test_calendar_sync_turned_back_on_brings_what_was_booked_meanwhile(
     [writer] = await eventually(
         lambda: [r for r in runs.of(jane.staff_id, since=since) if runs.writes(r)]
     )
-    assert writer["attributes"]["trigger"] == "timer", "read when the roster said so"
+    # Read on the roster's word by the timer's run, or by the scheduled repair's when its
+    # request (every 4 s here too) reaches the staff member first: both read the listing.
+    assert writer["attributes"]["trigger"] in ("timer", "reconcile"), "a periodic run read it"
     assert repairs(host_log, jane.staff_id)["created"] == 0, "a first sync, not a repair"
 
 
