@@ -77,9 +77,7 @@ class StaffLease:
         roster entry, written with the lease into a record that has none yet."""
         owner = f"{self._owner}-{uuid.uuid4().hex[:8]}"
         known = self._given_back.pop(staff_id, None)
-        record = await take(
-            self._store, staff_id, owner, self.duration, known=known, roster=roster
-        )
+        record = await take(self._store, staff_id, owner, self.duration, known=known, roster=roster)
         return HeldLease(self._store, record, owner, self.duration, on_release=self._gave_back)
 
     def _gave_back(self, record: StaffRecord) -> None:
