@@ -150,6 +150,10 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         "missed). Skipping polls behind a healthy subscription would meet the CPU target but "
         "make a missed notification wait for the next safety poll instead of the next period; "
         "that trade was not made. What a quiet pass costs is its storage round trips, each "
-        "about a millisecond of the Azure SDK's CPU.",
+        "about a millisecond of the Azure SDK's CPU: it is made without the staff lease "
+        "(sync/quiet_pass.py), so its record writes are one swap instead of the lease's take "
+        "and give-back (a process that did not give the record back last makes the regular "
+        "pass: with several instances, the share of quiet passes that save the write is the "
+        "share a staff member's timer request lands on the same instance as their last run).",
     ]
     return section

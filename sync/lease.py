@@ -80,6 +80,15 @@ class StaffLease:
         record = await take(self._store, staff_id, owner, self.duration, known=known, roster=roster)
         return HeldLease(self._store, record, owner, self.duration, on_release=self._gave_back)
 
+    def given_back(self, staff_id: str) -> StaffRecord | None:
+        """The staff member's record as this process last gave it back (its ETag tells whether
+        it is still the stored one), if it is kept."""
+        return self._given_back.get(staff_id)
+
+    def wrote(self, record: StaffRecord) -> None:
+        """A write of a record not leased (`sync.quiet_pass`): kept as given back."""
+        self._gave_back(record)
+
     def _gave_back(self, record: StaffRecord) -> None:
         self._given_back[record.staff_id] = record
         self._given_back.move_to_end(record.staff_id)
@@ -97,7 +106,7 @@ class StaffLease:
         lease free."""
         for _ in range(MAX_SWAP_ATTEMPTS):
             record = await self._store.get(staff_id)
-            if record is None or not _held(record):
+            if record is None or not is_held(record):
                 return "free"
             scheduled = record.rerun.wakeup_at
             needs_wakeup = scheduled is None or scheduled < wake_at
@@ -114,7 +123,7 @@ class StaffLease:
         return "wake"  # the record keeps changing: the wake-up covers the request
 
 
-def _held(record: StaffRecord) -> bool:
+def is_held(record: StaffRecord) -> bool:
     lease = record.lease
     return bool(lease.owner) and lease.until is not None and lease.until > datetime.now(UTC)
 

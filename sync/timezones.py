@@ -50,6 +50,17 @@ def is_understood(name: str) -> bool:
     return True
 
 
+def zone_note(name: str) -> str:
+    """What an administrator should know about a mailbox's time zone `name`, if anything (a
+    staff member's status reason)."""
+    if is_understood(name):
+        return ""
+    return (
+        f"the mailbox time zone {name!r} is not understood: events are written in "
+        "UTC, and Outlook shows them in the staff member's own zone"
+    )
+
+
 def writing_zone(name: str) -> str:
     """The zone to write a mailbox's events in: its own if understood, else UTC."""
     return name if is_understood(name) else UTC_NAME

@@ -32,6 +32,7 @@ from sync.graph.errors import MailboxUnreachable
 from sync.imports.delta_import import BusyTimeImporter, ImportOutcome, OwnEvent, OwnEvents
 from sync.lease import HeldLease, LeaseHeld, StaffLease
 from sync.listings import ListingReconciler
+from sync.mailbox_cache import cached_mailbox
 from sync.ops.disconnect import StaffDisconnect
 from sync.ports import (
     ChangeSubscriptions,
@@ -43,6 +44,7 @@ from sync.ports import (
     StaffStore,
     WorkQueue,
 )
+from sync.quiet_pass import QuietPass
 from sync.retention import DEFAULT_RETENTION, oldest_listed_end
 from sync.staff_record import (
     ImportCursor,
@@ -64,7 +66,7 @@ from sync.telemetry import (
     record_queue_age,
     staff_context,
 )
-from sync.timezones import UTC_NAME, is_understood
+from sync.timezones import zone_note
 from sync.work import StaffSyncRequest
 
 log = logging.getLogger("sync.staff")
@@ -73,8 +75,6 @@ log = logging.getLogger("sync.staff")
 MAX_PASSES: Final = 5
 # A full or disconnect request that finds the mailbox busy tries again after this long.
 SPECIAL_RETRY_SECONDS: Final = 3
-# How long a resolved mailbox (user id + time zone) is trusted before asking Graph again.
-MAILBOX_CACHE: Final = timedelta(hours=12)
 # A run that fails for a reason that may pass is retried after 5 s, then twice as long each
 # time up to 5 minutes (the timer's cadence); after 10 minutes the status is Error.
 RUN_BACKOFF_FIRST: Final = 5.0
@@ -134,6 +134,17 @@ class StaffWorker:
         self._listings = listings
         self._retention = retention
         self._writer = CalendarWriter(links, calendar)
+        self._quiet = (
+            QuietPass(
+                staff=staff,
+                lease=lease,
+                links=links,
+                importer=importer,
+                subscribes=subscriptions is not None,
+            )
+            if importer is not None
+            else None
+        )
 
     async def run(self, request: StaffSyncRequest) -> RunReport:
         with staff_context(request.staff_id):
@@ -146,6 +157,11 @@ class StaffWorker:
 
     async def _run(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
         """The run's report, and for the log a detail and the Graph status that deferred it."""
+        if self._quiet is not None:
+            kept_since = self._kept_since(datetime.now(UTC))
+            quiet = await self._quiet.run(request, kept_since)
+            if quiet is not None:
+                return RunReport("synced", quiet), "", None
         try:
             held = await self._lease.acquire(request.staff_id, roster=request.roster)
         except LeaseHeld as busy:
@@ -311,7 +327,7 @@ class StaffWorker:
             )
         synced = Outcome(
             status="Syncing",
-            reason=_failing_reason(failing) if failing else _zone_note(user),
+            reason=_failing_reason(failing) if failing else zone_note(user.time_zone),
             at=now,
             last_sync_at=now,
             event_count=event_count,
@@ -475,14 +491,9 @@ class StaffWorker:
 
     async def _mailbox(self, staff_id: str, email: str, record: StaffRecord) -> MailboxUser | None:
         now = datetime.now(UTC)
-        cached = record.mailbox
-        if (
-            cached.user_id
-            and cached.email.casefold() == email.casefold()
-            and cached.resolved_at is not None
-            and now - cached.resolved_at < MAILBOX_CACHE
-        ):
-            return MailboxUser(cached.user_id, cached.time_zone or UTC_NAME)
+        cached = cached_mailbox(record, email, now)
+        if cached is not None:
+            return cached
         user = await self._calendar.find_user(email)
         # Stored at once (not with the pass's outcome): a throttled pass keeps what it found.
         found = Mailbox(
@@ -640,16 +651,6 @@ def _own_events(rows: list[StaffItemRow]) -> dict[str, OwnEvent]:
         for row in rows
         if row.link.event_id
     }
-
-
-def _zone_note(user: MailboxUser) -> str:
-    """What an administrator should know about the mailbox's time zone, if anything."""
-    if is_understood(user.time_zone):
-        return ""
-    return (
-        f"the mailbox time zone {user.time_zone!r} is not understood: events are written in "
-        "UTC, and Outlook shows them in the staff member's own zone"
-    )
 
 
 def _ms_since(moment: datetime) -> float:

@@ -133,11 +133,7 @@ class BusyTimeImporter:
         now = datetime.now(UTC)
         initialised_at = cursor.initialised_at or now
         window = import_window(initialised_at, now, self._horizon_days)
-        started = cursor.round_started_at
-        stale_round = started is None or now - started > ROUND_LIFETIME
-        # A round wrote to Coconut from this link and its cursor was never stored: only a full
-        # round can tell which of Coconut's blocks have no event any more.
-        if full or not cursor.delta_link or stale_round or cursor.unconfirmed_writes:
+        if full or _needs_full_round(cursor, now):
             return await self._full_round(
                 staff_id, user, initialised_at, window, own, now, before_writes
             )
@@ -148,6 +144,17 @@ class BusyTimeImporter:
             return await self._full_round(
                 staff_id, user, initialised_at, window, own, now, before_writes
             )
+
+    async def quiet_round(self, user: MailboxUser, cursor: ImportCursor) -> ImportCursor | None:
+        """The cursor after an incremental round that lists nothing, from one delta page; None
+        when the round is more than that (a full round is due, the page lists changes or has
+        more pages): `run` then reads the round itself, from the same stored link."""
+        if _needs_full_round(cursor, datetime.now(UTC)):
+            return None
+        page = await self._calendar.calendar_delta(user.id, link=cursor.delta_link)
+        if page.items or page.next_link or page.delta_link is None:
+            return None
+        return _after_round(cursor.initialised_at, page.delta_link, cursor.round_started_at)
 
     async def forget_own(self, staff_id: str, event_ids: list[str]) -> None:
         """No busy blocks for events that turned out to be the service's own (a create whose
@@ -241,6 +248,15 @@ class BusyTimeImporter:
                 await self._coconut.delete_busy_block(staff_id, external_id)
 
         await all_settled([*(put(b) for b in to_put), *(delete(e) for e in to_delete)])
+
+
+def _needs_full_round(cursor: ImportCursor, now: datetime) -> bool:
+    """No link to go on from, a round too old to continue, or a round that wrote to Coconut
+    from this link and whose cursor was never stored (only a full round can tell which of
+    Coconut's blocks have no event any more)."""
+    started = cursor.round_started_at
+    stale_round = started is None or now - started > ROUND_LIFETIME
+    return not cursor.delta_link or stale_round or cursor.unconfirmed_writes
 
 
 def _after_round(

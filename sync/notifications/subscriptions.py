@@ -32,6 +32,14 @@ def notification_url(public_base_url: str, route: str, staff_id: str) -> str:
     return f"{public_base_url}/{route}?staff={quote(staff_id, safe='')}"
 
 
+def is_current(state: SubscriptionState, user_id: str, now: datetime) -> bool:
+    """The mailbox's subscription is there and good for a while yet: nothing to do."""
+    expires = state.expires_at
+    return bool(
+        state.id and state.user_id == user_id and expires and expires - now > RENEW_WHEN_LEFT
+    )
+
+
 class GraphSubscriptions:
     """`sync.ports.ChangeSubscriptions` on Graph."""
 
@@ -59,8 +67,7 @@ class GraphSubscriptions:
         create is sent, so that only a create whose answer was lost costs a look-up."""
         now = datetime.now(UTC)
         same_mailbox = current.user_id == user_id
-        expires = current.expires_at
-        if current.id and same_mailbox and expires and expires - now > RENEW_WHEN_LEFT:
+        if is_current(current, user_id, now):
             return None
         if current.id and same_mailbox:
             try:
