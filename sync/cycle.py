@@ -6,9 +6,9 @@ then asks for one sync of every enabled staff member, spread over a short interv
 10,000 staff do not land on the queue in the same second. A staff member new to the service has
 no record yet: their request carries the roster entry and their run's lease creates the record
 with it, so a bank's first cycle costs a write per staff member, not two (the cycle's insert,
-then the lease's swap). Each sync pulls Exchange changes (delta),
-retries pending export work and renews the staff member's change-notification subscription when
-it expires soon, so the timer itself stays cheap.
+then the lease's swap). Each sync pulls Exchange changes (delta), retries pending export work and
+renews the staff member's change-notification subscription when it expires soon, so the timer
+itself stays cheap.
 """
 
 from __future__ import annotations

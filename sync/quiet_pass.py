@@ -74,14 +74,10 @@ class QuietPass:
         cursor = await self._importer.quiet_round(user, record.cursor)
         if cursor is None:
             return None
-        synced = Outcome(
-            status="Syncing",
+        synced = Outcome.synced(
+            now,
             reason=zone_note(user.time_zone),
-            at=now,
-            last_sync_at=now,
             event_count=sum(1 for row in rows if row.link.event_id),
-            failures=0,
-            failing_since=None,
         )
         changes = StaffChanges(cursor=cursor, outcome=synced)
         try:

@@ -98,6 +98,19 @@ class Outcome(_Group):
     failures: int = 0
     failing_since: datetime | None = None
 
+    @classmethod
+    def synced(cls, at: datetime, *, reason: str, event_count: int) -> Outcome:
+        """What a pass that succeeded records (any earlier failure streak ends)."""
+        return cls(
+            status="Syncing",
+            reason=reason,
+            at=at,
+            last_sync_at=at,
+            event_count=event_count,
+            failures=0,
+            failing_since=None,
+        )
+
 
 class Connection(_Group):
     disconnected: bool = False

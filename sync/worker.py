@@ -325,14 +325,10 @@ class StaffWorker:
             return _report(
                 "error", "Error", reason, learned, event_count=event_count, retry=failing
             )
-        synced = Outcome(
-            status="Syncing",
+        synced = Outcome.synced(
+            now,
             reason=_failing_reason(failing) if failing else zone_note(user.time_zone),
-            at=now,
-            last_sync_at=now,
             event_count=event_count,
-            failures=0,
-            failing_since=None,
         )
         changes = learned.then(StaffChanges(outcome=synced))
         return RunReport("synced", changes, export, retry_in=_soonest(failing))
