@@ -2,7 +2,9 @@
 
 `record` reads the item, decides with the pure rule (`sync.desired_state.decide`: highest
 revision wins, a deletion is final), and commits by compare-and-swap, deciding again when another
-delivery of the same item got there first. Every staff member to reconcile is marked pending
+delivery of the same item got there first. A creation skips the read: it is decided as a first
+record and inserted, and reads and decides again only if the insert finds a record (one storage
+round trip fewer for a burst of new bookings). Every staff member to reconcile is marked pending
 before the commit (a crash in between loses nothing: Coconut's retry is a duplicate, which marks
 again) and, when the commit replaced a record, after it too: no run can then clear a mark without
 having seen the committed state. A first record needs no second mark: a run that reads the row
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sync.coconut.webhook_models import Delivery
+from sync.coconut.webhook_models import CREATION_TYPES, Delivery
 from sync.concurrency import all_settled
 from sync.desired_state import DesiredItem, Outcome, decide, delivery_key, withdraw
 from sync.errors import StorageUnavailable
@@ -69,17 +71,31 @@ class DesiredItemStore:
         key = delivery_key(delivery)
         if key is None:
             return RecordResult("ignored", frozenset())
+        # A creation is almost always the item's first delivery: try it as a first record (an
+        # insert, which fails if a record exists) before reading anything.
+        guessed_new = delivery.event_type in CREATION_TYPES
+        # Staff marked by an attempt whose commit failed: their rows say when *that* attempt's
+        # item ended, which the outcome may not have kept.
+        marked: frozenset[str] = frozenset()
         for _ in range(MAX_CAS_ATTEMPTS):
-            recorded, etag = await self._table.read(key, with_content=False)
+            if guessed_new:
+                recorded, etag = None, None
+            else:
+                recorded, etag = await self._table.read(key, with_content=False)
             decision = decide(recorded, delivery)
             if decision.outcome != "accepted" or decision.record is None:
-                if decision.reconcile_staff:
+                remark = decision.reconcile_staff | (marked if recorded is not None else set())
+                if remark:
                     ends = recorded.ends_at if recorded is not None else None
-                    await self._links.mark_pending(decision.reconcile_staff, key, ends=ends)
+                    await self._links.mark_pending(remark, key, ends=ends)
                 return RecordResult(decision.outcome, decision.reconcile_staff)
             record = decision.record.model_copy(update={"recorded_at": datetime.now(UTC)})
             if not await self._commit(record, etag, decision.reconcile_staff):
-                continue  # another delivery of this item won the race: decide again
+                # Another delivery of this item got there first, or the item was not new after
+                # all: read and decide again.
+                guessed_new = False
+                marked |= decision.reconcile_staff
+                continue
             return RecordResult("accepted", decision.reconcile_staff, new=recorded is None)
         raise StorageUnavailable(f"too much contention recording {key}")
 

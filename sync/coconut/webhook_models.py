@@ -216,6 +216,8 @@ APPOINTMENT_CHANGE_TYPES: Final = frozenset(
     {"appointment.created", "appointment.updated", "appointment.cancelled"}
 )
 UNAVAILABILITY_CHANGE_TYPES: Final = frozenset({"unavailability.created", "unavailability.updated"})
+# The deliveries that announce a new item (usually its first delivery).
+CREATION_TYPES: Final = frozenset({"appointment.created", "unavailability.created"})
 APPOINTMENT_DELETED: Final = "appointment.deleted"
 UNAVAILABILITY_DELETED: Final = "unavailability.deleted"
 APPOINTMENT_CANCELLED: Final = "appointment.cancelled"
