@@ -1,6 +1,6 @@
 """The local stack for one measurement, on an Azurite shared by the whole run.
 
-Azurite takes seconds to stop, so one instance serves every measurement; each measurement gets
+Azurite takes a second to start, so one instance serves every measurement; each measurement gets
 fresh emulators and a fresh Functions host, and starts on an empty work queue and empty tables so
 nothing left over from an earlier measurement is processed (or counted) in it: an earlier
 measurement's staff members would otherwise be in every timer cycle, their delta links pointing

@@ -194,4 +194,10 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         "p99 of a sample of n is reported as the inclusive 99th percentile; with n < 100 it "
         "is close to the maximum."
     )
+    section.notes.append(
+        "Storage is Azurite's table and queue services, each in a process of its own, the "
+        "queue's messages in a folder: Azurite's in-memory queue blocked every storage request "
+        "for 1.2-1.8 s once a minute at 100 webhooks/s, which Azure Storage does not "
+        "(`local/azurite.py`)."
+    )
     return section
