@@ -31,7 +31,7 @@ from sync.settings import load_settings
 from sync.telemetry import configure_telemetry
 from sync.tracing import invocation_span, message_span
 from sync.webhooks.receiver import receive_webhook
-from sync.work import StaffSyncRequest
+from sync.work import parse_work, work_attributes
 
 # Validated at start-up: a missing or invalid setting stops the app with one line naming it.
 settings = load_settings()
@@ -81,28 +81,24 @@ async def coconut_webhook(req: func.HttpRequest, context: func.Context) -> func.
     arg_name="message", queue_name=STAFF_SYNC_QUEUE, connection="AzureWebJobsStorage"
 )
 async def staff_worker(message: func.QueueMessage, context: func.Context) -> None:
-    """Bring one staff member's calendar (and busy time) in step."""
-    request = StaffSyncRequest.model_validate_json(message.get_body())
+    """Bring one staff member's calendar (and busy time) in step, or a batch's staff members."""
+    work = parse_work(message.get_body())
     host = context.trace_context
     with message_span(
         context.function_name,
         host_traceparent=host.trace_parent,
         host_tracestate=host.trace_state,
-        sender_traceparent=request.traceparent,
-        continue_sender=request.continues_trace,
+        sender_traceparent=work.traceparent,
+        continue_sender=work.continues_trace,
         attributes={
-            "staff_id": request.staff_id,
-            "trigger": request.reason,
-            "action": request.action,
-            "full": request.full,
-            "attempt": request.attempt,
+            **work_attributes(work),
             "queue": STAFF_SYNC_QUEUE,
             "message_id": message.id or "",
             "dequeue_count": message.dequeue_count or 0,
         },
     ):
         services = await get_services(settings)
-        await services.worker.run(request)
+        await services.worker.handle(work)
 
 
 @app.timer_trigger(schedule=settings.sync_timer_schedule, arg_name="timer", run_on_startup=False)

@@ -2,13 +2,14 @@
 change notifications.
 
 Refreshes the staff roster from the Coconut API (only `calendar_sync: true` staff are synced),
-then asks for one sync of every enabled staff member, spread over a short interval so that
-10,000 staff do not land on the queue in the same second. A staff member new to the service has
-no record yet: their request carries the roster entry and their run's lease creates the record
-with it, so a bank's first cycle costs a write per staff member, not two (the cycle's insert,
-then the lease's swap). Each sync pulls Exchange changes (delta), retries pending export work and
-renews the staff member's change-notification subscription when it expires soon, so the timer
-itself stays cheap.
+then asks for one sync of every enabled staff member, in batch messages of
+`sync.work.STAFF_PER_MESSAGE` (the worker runs each staff member on their own) spread over a
+short interval so that 10,000 staff do not land on the queue in the same second. A staff
+member new to the service has no record yet: their request carries the roster entry and their
+run's lease creates the record with it, so a bank's first cycle costs a write per staff
+member, not two (the cycle's insert, then the lease's swap). Each sync pulls Exchange changes
+(delta), retries pending export work and renews the staff member's change-notification
+subscription when it expires soon, so the timer itself stays cheap.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from sync.concurrency import all_settled
 from sync.errors import ConcurrentUpdate
 from sync.ports import CoconutRoster, StaffStore, WorkQueue
 from sync.staff_record import Listing, Roster, StaffChanges, StaffRecord
+from sync.work import STAFF_PER_MESSAGE
 
 log = logging.getLogger("sync.cycle")
 
@@ -83,7 +85,11 @@ class PeriodicCycle:
         enabled, roster_size, changes = refresh.enabled, refresh.roster_size, refresh.changes
         spread = min(MAX_SPREAD_SECONDS, len(enabled) / 100)
         await self._queue.request_sync_spread(
-            enabled, "timer", spread_seconds=spread, rosters=refresh.unrecorded
+            enabled,
+            "timer",
+            spread_seconds=spread,
+            rosters=refresh.unrecorded,
+            per_message=STAFF_PER_MESSAGE,
         )
         outcome = CycleOutcome(len(enabled), roster_size, changes, time.monotonic() - started)
         log.info(

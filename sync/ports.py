@@ -307,9 +307,12 @@ class WorkQueue(SyncRequester, Protocol):
         *,
         spread_seconds: float,
         rosters: Mapping[str, Roster] | None = None,
+        per_message: int = 1,
     ) -> None:
-        """One request per staff member, their visibility spread over `spread_seconds`;
-        `rosters`: the roster entry to carry, for staff members who have no record yet."""
+        """A plain sync of every staff member, the messages' visibility spread over
+        `spread_seconds`: a request each, or batches (`sync.work.StaffSyncBatch`) of up to
+        `per_message`; `rosters`: the roster entry to carry, for staff members who have no
+        record yet."""
         ...
 
 

@@ -5,7 +5,8 @@ find their Microsoft 365 mailbox (cached in the staff record with its time zone)
 calendar to Coconut's desired state (`sync.export.calendar_writer`), import the staff member's
 busy time (`sync.imports.delta_import`), keep the change-notification subscription alive, and
 record the outcome as the staff member's status. Requests that arrived meanwhile get one more
-pass each (folded together), from the record as the previous pass left it.
+pass each (folded together), from the record as the previous pass left it. A batch message (the
+timer's and the repair's fan-out) is one such run per staff member (`sync.batch_runs`).
 
 Failures come in two kinds (`sync.errors`): `Retryable` puts the request back on the queue after
 the delay asked for (one retry is kept while Graph throttles the mailbox; plain requests that
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
+from sync.batch_runs import run_batch
 from sync.coconut.api import UnknownCoconutUser
 from sync.desired_items import DesiredItemStore
 from sync.desired_state import DesiredItem, is_wanted_by
@@ -67,7 +69,7 @@ from sync.telemetry import (
     staff_context,
 )
 from sync.timezones import zone_note
-from sync.work import StaffSyncRequest
+from sync.work import QueuedWork, StaffSyncBatch, StaffSyncRequest
 
 log = logging.getLogger("sync.staff")
 
@@ -145,6 +147,13 @@ class StaffWorker:
             if importer is not None
             else None
         )
+
+    async def handle(self, work: QueuedWork) -> None:
+        """A queue message's work: one staff member's request, or a batch of them."""
+        if isinstance(work, StaffSyncBatch):
+            await run_batch(self.run, self._queue, work)
+        else:
+            await self.run(work)
 
     async def run(self, request: StaffSyncRequest) -> RunReport:
         with staff_context(request.staff_id):

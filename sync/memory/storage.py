@@ -17,7 +17,13 @@ from sync.export.planning import EventLink
 from sync.memory.faults import Faults
 from sync.ports import ItemFailure, LinkSave, StaffItemRow, StoredItem
 from sync.staff_record import Roster, StaffChanges, StaffRecord
-from sync.work import StaffSyncRequest, SyncReason
+from sync.work import (
+    QueuedWork,
+    StaffSyncRequest,
+    SyncReason,
+    fan_out,
+    unpacked,
+)
 
 STORAGE = "storage"
 
@@ -322,20 +328,27 @@ class MemoryStaffStore:
 
 @dataclass(frozen=True)
 class QueuedRequest:
-    request: StaffSyncRequest
+    work: QueuedWork
     delay_seconds: float
+
+    @property
+    def request(self) -> StaffSyncRequest:
+        """The message's one request (for a message known not to be a batch)."""
+        if not isinstance(self.work, StaffSyncRequest):
+            raise TypeError("a batch message: read `work`, or MemoryQueue.requests()")
+        return self.work
 
 
 @dataclass
 class MemoryQueue:
-    """`sync.ports.WorkQueue`: messages in the order sent, each with the delay it asked for."""
+    """`sync.ports.WorkQueue`: messages in the order sent, each with the delay it asked for.
+    The fan-outs' batches are kept as batches, as on Queue Storage."""
 
     faults: Faults = field(default_factory=Faults)
     messages: list[QueuedRequest] = field(default_factory=list)
 
     async def send(self, request: StaffSyncRequest, *, delay_seconds: float = 0) -> None:
-        self.faults.check(STORAGE)
-        self.messages.append(QueuedRequest(request, max(0.0, delay_seconds)))
+        self._put(request, delay_seconds)
 
     async def request_sync(
         self, staff_ids: Iterable[str], reason: SyncReason, *, full: bool = False
@@ -350,14 +363,32 @@ class MemoryQueue:
         *,
         spread_seconds: float,
         rosters: Mapping[str, Roster] | None = None,
+        per_message: int = 1,
     ) -> None:
-        ids = sorted(set(staff_ids))
-        step = spread_seconds / len(ids) if ids else 0.0
-        for index, staff_id in enumerate(ids):
-            roster = (rosters or {}).get(staff_id)
-            request = StaffSyncRequest(staff_id=staff_id, reason=reason, roster=roster)
-            await self.send(request, delay_seconds=index * step)
+        work = fan_out(staff_ids, reason, rosters, per_message=per_message)
+        step = spread_seconds / len(work) if work else 0.0
+        for index, message in enumerate(work):
+            self._put(message, index * step)
 
-    def take(self, index: int = 0) -> StaffSyncRequest:
+    def put_back(self, work: QueuedWork) -> None:
+        """A message that comes back whole (its worker died before deleting it)."""
+        self._put(work, 0.0)
+
+    def requests(self) -> list[StaffSyncRequest]:
+        """Every staff member's request on the queue, batches unpacked (for a test to read)."""
+        return [r for m in self.messages for r in unpacked(m.work)]
+
+    def _put(self, work: QueuedWork, delay_seconds: float) -> None:
+        self.faults.check(STORAGE)
+        self.messages.append(QueuedRequest(work, max(0.0, delay_seconds)))
+
+    def take(self, index: int = 0) -> QueuedWork:
         """Receive one message (the first, or the one at `index`), whatever its delay."""
-        return self.messages.pop(index).request
+        return self.messages.pop(index).work
+
+    def take_request(self, index: int = 0) -> StaffSyncRequest:
+        """Receive one message known to hold a single request."""
+        work = self.take(index)
+        if not isinstance(work, StaffSyncRequest):
+            raise TypeError("a batch message: use take()")
+        return work

@@ -1,8 +1,9 @@
 """The poison queue: `staff-sync` messages that failed every attempt, listed and replayed.
 
-A message holds a staff id, a reason and timestamps only, so listing it shows nothing personal.
-Replaying sends a fresh copy (attempt 0, reason "ops") to `staff-sync` and then deletes the poison
-message: a crash in between replays twice, which the level-triggered worker shrugs off.
+A message holds staff ids, a reason and timestamps only, so listing it shows nothing personal.
+Replaying sends a fresh request (attempt 0, reason "ops") to `staff-sync` for each staff member the
+message names (one, or a fan-out batch's) and then deletes the poison message: a crash in between
+replays twice, which the level-triggered worker shrugs off.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ValidationError
 from sync.names import STAFF_SYNC_POISON_QUEUE
 from sync.ports import WorkQueue
 from sync.storage.account import StorageAccount, guarded
-from sync.work import StaffSyncRequest
+from sync.work import StaffSyncRequest, parse_work, unpacked
 
 # Storage returns at most 32 messages per peek or receive.
 PAGE: Final = 32
@@ -27,8 +28,10 @@ class PoisonMessage(BaseModel):
     id: str
     inserted_at: datetime | None
     dequeue_count: int | None
-    # None when the body is not a request this service understands.
+    # None when the body is not a request this service understands, or is a batch.
     staff_id: str | None
+    # The staff members the message asks for (a batch names several; empty when unreadable).
+    staff_ids: list[str]
     reason: str | None
     action: str | None
     full: bool | None
@@ -45,24 +48,28 @@ class ReplayOutcome(BaseModel):
     left: int  # not matching the filter, or unreadable
 
 
-def parse_request(content: Any) -> StaffSyncRequest | None:
-    """The request a poison message carries, or None if it holds something else."""
+def parse_requests(content: Any) -> list[StaffSyncRequest] | None:
+    """The requests a poison message carries (a batch's, one each), or None if it holds
+    something else."""
     try:
-        return StaffSyncRequest.model_validate_json(bytes(content))
+        return unpacked(parse_work(bytes(content)))
     except (ValidationError, TypeError, ValueError):
         return None
 
 
 def describe(message: Any) -> PoisonMessage:
-    request = parse_request(message.content)
+    requests = parse_requests(message.content) or []
+    single = requests[0] if len(requests) == 1 else None
+    first = requests[0] if requests else None
     return PoisonMessage(
         id=str(message.id),
         inserted_at=message.inserted_on,
         dequeue_count=message.dequeue_count,
-        staff_id=request.staff_id if request else None,
-        reason=request.reason if request else None,
-        action=request.action if request else None,
-        full=request.full if request else None,
+        staff_id=single.staff_id if single else None,
+        staff_ids=[r.staff_id for r in requests],
+        reason=first.reason if first else None,
+        action=first.action if first else None,
+        full=first.full if first else None,
     )
 
 
@@ -88,19 +95,22 @@ class PoisonQueue:
             if not batch:
                 break
             for message in batch:
-                request = parse_request(message.content)
-                if request is None or (staff_id is not None and request.staff_id != staff_id):
+                requests = parse_requests(message.content)
+                if not requests or (
+                    staff_id is not None and staff_id not in {r.staff_id for r in requests}
+                ):
                     left.append(message)
                     continue
-                fresh = StaffSyncRequest(
-                    staff_id=request.staff_id,
-                    reason="ops",
-                    full=request.full,
-                    action=request.action,
-                )
-                await self._queue.send(fresh)
+                for request in requests:
+                    fresh = StaffSyncRequest(
+                        staff_id=request.staff_id,
+                        reason="ops",
+                        full=request.full,
+                        action=request.action,
+                    )
+                    await self._queue.send(fresh)
                 await guarded(lambda m=message: self._poison.delete_message(m))  # type: ignore[misc]
-                replayed.append(request.staff_id)
+                replayed += [r.staff_id for r in requests]
         for message in left:  # visible again for the next look
             await guarded(
                 lambda m=message: self._poison.update_message(m, visibility_timeout=0)  # type: ignore[misc]

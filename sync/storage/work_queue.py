@@ -9,7 +9,7 @@ from sync.concurrency import all_settled
 from sync.names import STAFF_SYNC_QUEUE
 from sync.staff_record import Roster
 from sync.storage.account import StorageAccount, guarded
-from sync.work import StaffSyncRequest, SyncReason
+from sync.work import QueuedWork, StaffSyncRequest, SyncReason, fan_out
 
 # Azure Storage's limit for a message's initial invisibility.
 MAX_DELAY_SECONDS = 7 * 24 * 3600
@@ -33,9 +33,7 @@ class StorageWorkQueue:
 
     async def send(self, request: StaffSyncRequest, *, delay_seconds: float = 0) -> None:
         """Queue one request as it is (ops actions, and work put back by the worker)."""
-        delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
-        payload = request.model_dump_json().encode()
-        await guarded(lambda: self._queue.send_message(payload, visibility_timeout=delay or None))
+        await self._put(request.model_dump_json().encode(), delay_seconds)
 
     async def request_sync_spread(
         self,
@@ -44,31 +42,33 @@ class StorageWorkQueue:
         *,
         spread_seconds: float,
         rosters: Mapping[str, Roster] | None = None,
+        per_message: int = 1,
     ) -> None:
-        """One request per staff member, their visibility spread evenly over `spread_seconds`."""
-        ids = sorted(set(staff_ids))
-        step = spread_seconds / len(ids) if ids else 0.0
-        await self._send_all([(s, i * step) for i, s in enumerate(ids)], reason, False, rosters)
+        """The messages of `sync.work.fan_out`, their visibility spread evenly over
+        `spread_seconds`."""
+        work = fan_out(staff_ids, reason, rosters, per_message=per_message)
+        step = spread_seconds / len(work) if work else 0.0
+        slots = asyncio.Semaphore(SEND_CONCURRENCY)
+
+        async def send(message: QueuedWork, delay_seconds: float) -> None:
+            async with slots:
+                await self._put(message.model_dump_json().encode(), delay_seconds)
+
+        await all_settled(send(message, i * step) for i, message in enumerate(work))
 
     async def _send_all(
-        self,
-        requests: list[tuple[str, float]],
-        reason: SyncReason,
-        full: bool,
-        rosters: Mapping[str, Roster] | None = None,
+        self, requests: list[tuple[str, float]], reason: SyncReason, full: bool
     ) -> None:
         slots = asyncio.Semaphore(SEND_CONCURRENCY)
-        entries = rosters or {}
 
         async def send(staff_id: str, delay_seconds: float) -> None:
-            delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
-            body = StaffSyncRequest(
-                staff_id=staff_id, reason=reason, full=full, roster=entries.get(staff_id)
-            )
-            payload = body.model_dump_json().encode()
+            body = StaffSyncRequest(staff_id=staff_id, reason=reason, full=full)
             async with slots:
-                await guarded(
-                    lambda: self._queue.send_message(payload, visibility_timeout=delay or None)
-                )
+                await self._put(body.model_dump_json().encode(), delay_seconds)
 
         await all_settled(send(staff_id, delay) for staff_id, delay in requests)
+
+    async def _put(self, payload: bytes, delay_seconds: float) -> None:
+        # Queue Storage's delays are whole seconds: rounded up, never early.
+        delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
+        await guarded(lambda: self._queue.send_message(payload, visibility_timeout=delay or None))

@@ -37,7 +37,7 @@ from sync.names import QUEUES, STAFF_SYNC_QUEUE, TABLES
 from sync.ports import CoconutBusyTime, CoconutRoster, MailboxCalendar, WorkQueue
 from sync.settings import Settings
 from sync.storage.account import StorageAccount
-from sync.work import StaffSyncRequest
+from sync.work import StaffSyncRequest, parse_work, unpacked
 
 MEMORY: Final = "memory"
 REAL: Final = "real"
@@ -134,7 +134,7 @@ class MemoryQueueSide(QueueSide):
     async def received(self) -> list[StaffSyncRequest]:
         due = [m for m in self.memory.messages if m.delay_seconds <= self._elapsed]
         self.memory.messages = [m for m in self.memory.messages if m not in due]
-        return [m.request for m in due]
+        return [request for m in due for request in unpacked(m.work)]
 
     async def wait(self, seconds: float) -> None:
         self._elapsed += seconds
@@ -155,9 +155,9 @@ class AzureQueueSide(QueueSide):
         async for message in self._reader.receive_messages(
             messages_per_page=32, max_messages=32, visibility_timeout=1
         ):
-            request = StaffSyncRequest.model_validate_json(bytes(message.content))
-            if request.staff_id.startswith(self.tag):
-                taken.append(request)
+            requests = unpacked(parse_work(bytes(message.content)))
+            if all(request.staff_id.startswith(self.tag) for request in requests):
+                taken += requests
                 await self._reader.delete_message(message)
         return taken
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from sync.staff_record import Roster
 from sync.work import StaffSyncRequest
 from tests.contract.adapters import QueueSide
 
@@ -79,6 +80,28 @@ async def test_request_sync_spread_spreads_visibility_over_the_period(
     await work_queue.wait(PAST_ONE_SECOND)
     later = await work_queue.received()
     assert [(r.staff_id, r.reason, r.full) for r in later] == [(second, "timer", False)]
+
+
+async def test_a_batched_spread_puts_up_to_that_many_staff_in_a_message(
+    work_queue: QueueSide,
+) -> None:
+    """The timer's cycle: batches, spread as the single requests are, each staff member's
+    request coming back whole (with the roster entry of one who has no record yet)."""
+    first, second, third = sorted(work_queue.staff_id() for _ in range(3))
+    entry = Roster(email="new.staff@bank.example", calendar_sync=True)
+
+    await work_queue.queue.request_sync_spread(
+        [third, first, second], "timer", spread_seconds=2, rosters={third: entry}, per_message=2
+    )
+
+    now = await work_queue.received()
+    assert [(r.staff_id, r.reason, r.roster) for r in now] == [
+        (first, "timer", None),
+        (second, "timer", None),
+    ]
+    await work_queue.wait(PAST_ONE_SECOND)
+    later = await work_queue.received()
+    assert [(r.staff_id, r.reason, r.roster) for r in later] == [(third, "timer", entry)]
 
 
 async def test_nothing_sent_nothing_received(work_queue: QueueSide) -> None:

@@ -30,7 +30,7 @@ from sync.ops.client import OpsClient, OpsRefused
 from sync.staff_record import Roster, StaffChanges
 from sync.storage.account import StorageAccount
 from sync.storage.staff_table import TableStaffStore
-from sync.work import StaffSyncRequest
+from sync.work import STAFF_PER_MESSAGE, StaffSyncRequest, fan_out
 from tests.integration.conftest import deliver, eventually, synced_events, when_free
 from tests.integration.test_export import BRANCH, OPENING, new_coconut
 
@@ -398,6 +398,31 @@ async def test_poison_messages_are_listed_and_replayed(
     left = [m["staff_id"] for m in ops.poison()["messages"]]
     assert kim.staff_id not in left
     assert None in left, "an unreadable message is left for a person to look at"
+
+
+async def test_a_poisoned_batch_is_listed_by_its_staff_and_replayed_for_each(
+    stack: LocalStack, ops: OpsClient, storage: StorageAccount
+) -> None:
+    """A timer batch that failed every attempt (its put-backs could not be sent): an operator
+    finds it by any staff member it names, and replaying it syncs every one of them."""
+    kim, lee = Person(stack), Person(stack)
+    for person in (kim, lee):
+        person.add_own("Training", SOON)
+        await TableStaffStore(storage).merge(
+            person.staff_id, StaffChanges(roster=Roster(email=person.email, calendar_sync=True))
+        )
+    [batch] = fan_out([kim.staff_id, lee.staff_id], "timer", per_message=STAFF_PER_MESSAGE)
+    await storage.queue(STAFF_SYNC_POISON_QUEUE).send_message(batch.model_dump_json().encode())
+
+    listed = [m for m in ops.poison()["messages"] if lee.staff_id in m["staff_ids"]]
+    assert [(sorted(m["staff_ids"]), m["reason"]) for m in listed] == [
+        (sorted([kim.staff_id, lee.staff_id]), "timer")
+    ]
+
+    outcome = ops.replay(lee.staff_id)
+    assert outcome["staff_ids"] == sorted([kim.staff_id, lee.staff_id])
+    await eventually(lambda: len(kim.service_blocks()) == 1 and len(lee.service_blocks()) == 1)
+    assert not [m for m in ops.poison()["messages"] if lee.staff_id in m["staff_ids"]]
 
 
 # ----- the command line --------------------------------------------------------------------------

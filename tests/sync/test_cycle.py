@@ -9,6 +9,7 @@ from sync.lease import StaffLease
 from sync.memory.coconut import MemoryCoconut
 from sync.memory.storage import MemoryQueue, MemoryStaffStore
 from sync.staff_record import Mailbox, Roster, StaffChanges, StaffRecord
+from sync.work import STAFF_PER_MESSAGE, unpacked
 
 MINUTE = timedelta(minutes=1)
 
@@ -41,10 +42,8 @@ class CountedStaffStore(MemoryStaffStore):
 async def first_runs(staff: MemoryStaffStore, queue: MemoryQueue) -> None:
     """What each queued run does first: take the staff member's lease (with the roster entry
     its request carries)."""
-    for message in queue.messages:
-        held = await StaffLease(staff, MINUTE).acquire(
-            message.request.staff_id, roster=message.request.roster
-        )
+    for request in queue.requests():
+        held = await StaffLease(staff, MINUTE).acquire(request.staff_id, roster=request.roster)
         await held.give_up(StaffChanges())
 
 
@@ -55,10 +54,10 @@ async def test_a_new_staff_members_record_is_written_once_by_their_first_run() -
     outcome = await PeriodicCycle(staff, coconut, queue).run()
 
     assert await staff.get("U-1") is None, "left to the run"
-    [message] = queue.messages
-    assert message.request.roster == Roster(email="u1@bank.example", calendar_sync=True)
+    [request] = queue.requests()
+    assert request.roster == Roster(email="u1@bank.example", calendar_sync=True)
     assert outcome.roster_changes == 1
-    held = await StaffLease(staff, MINUTE).acquire("U-1", roster=message.request.roster)
+    held = await StaffLease(staff, MINUTE).acquire("U-1", roster=request.roster)
     assert staff.writes == 1, "the lease's write creates the record"
     assert (held.record.roster.email, held.record.roster.calendar_sync) == (
         "u1@bank.example",
@@ -78,8 +77,8 @@ async def test_a_known_staff_members_request_carries_no_roster() -> None:
 
     outcome = await PeriodicCycle(staff, coconut, queue).run()
 
-    [message] = queue.messages
-    assert message.request.roster is None
+    [request] = queue.requests()
+    assert request.roster is None
     assert outcome.roster_changes == 0
 
 
@@ -113,7 +112,29 @@ async def test_a_record_created_after_the_read_keeps_its_fields_and_gets_the_ros
         )
         assert record.mailbox.user_id == graph_id
     assert outcome.roster_changes == 2
-    assert sorted(m.request.staff_id for m in queue.messages) == ["U-1", "U-2"]
+    assert sorted(r.staff_id for r in queue.requests()) == ["U-1", "U-2"]
+
+
+async def test_a_large_roster_goes_out_in_batch_messages_spread_over_the_interval() -> None:
+    """10,000 staff are 200 messages, not 10,000: the cycle's sends, and the workers'
+    receives and deletes, are most of what a quiet cycle costs."""
+    staff, coconut, queue = MemoryStaffStore(), MemoryCoconut(), MemoryQueue()
+    for n in range(2 * STAFF_PER_MESSAGE + 1):
+        coconut.add_user(f"U-{n:03d}", f"u{n}@bank.example")
+
+    outcome = await PeriodicCycle(staff, coconut, queue).run()
+
+    assert outcome.enqueued == 2 * STAFF_PER_MESSAGE + 1
+    sizes = [len(unpacked(m.work)) for m in queue.messages]
+    assert sizes == [STAFF_PER_MESSAGE, STAFF_PER_MESSAGE, 1]
+    delays = [m.delay_seconds for m in queue.messages]
+    assert delays[0] == 0
+    assert delays == sorted(delays)
+    assert 0 < delays[-1] <= outcome.enqueued / 100
+    assert sorted(r.staff_id for r in queue.requests()) == [
+        f"U-{n:03d}" for n in range(2 * STAFF_PER_MESSAGE + 1)
+    ]
+    assert {r.reason for r in queue.requests()} == {"timer"}
 
 
 async def test_the_ops_roster_refresh_still_writes_new_staff_at_once() -> None:

@@ -48,7 +48,7 @@ class Service:
 
     async def settle(self) -> None:
         while self.world.queue.messages:
-            await self.worker.run(self.world.queue.take())
+            await self.worker.handle(self.world.queue.take())
 
     async def full_sync(self, staff_id: str = "U-42") -> None:
         request = StaffSyncRequest(staff_id=staff_id, reason="ops", full=True)

@@ -51,7 +51,7 @@ class Service:
         if request is None:
             queued = self.world.queue.messages[0]
             self.world.advance(queued.delay_seconds)
-            request = self.world.queue.take()
+            request = self.world.queue.take_request()
         return await self.worker.run(request)
 
     async def record(self, staff_id: str = STAFF) -> StaffRecord:

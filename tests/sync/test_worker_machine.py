@@ -41,6 +41,7 @@ from sync.imports.busy_time import external_id_for
 from sync.memory.faults import Crash
 from sync.memory.world import MemoryWorld
 from sync.ports import MailboxUser
+from sync.work import QueuedWork
 
 STAFF: dict[str, tuple[str, str]] = {
     "U-1": ("ana@bank.example", "W. Europe Standard Time"),
@@ -268,7 +269,7 @@ class WorkerMachine(RuleBasedStateMachine):
 
     # ----- workers ---------------------------------------------------------------------------
 
-    def _take(self, index: int = 0) -> Any:
+    def _take(self, index: int = 0) -> QueuedWork:
         queued = self.world.queue.messages[index]
         # Time passes until the message is visible (a throttling wait, a lease's end).
         self.world.advance(queued.delay_seconds)
@@ -277,8 +278,8 @@ class WorkerMachine(RuleBasedStateMachine):
     @precondition(lambda self: self.world.queue.messages)
     @rule(pick=st.integers(0, 1000))
     def run_worker(self, pick: int) -> None:
-        request = self._take(pick % len(self.world.queue.messages))
-        self.run(self.worker.run(request))
+        work = self._take(pick % len(self.world.queue.messages))
+        self.run(self.worker.handle(work))
 
     @precondition(lambda self: len(self.world.queue.messages) >= 2)
     @rule()
@@ -287,7 +288,7 @@ class WorkerMachine(RuleBasedStateMachine):
         other = self.world.worker()
 
         async def both() -> None:
-            await asyncio.gather(self.worker.run(first), other.run(second))
+            await asyncio.gather(self.worker.handle(first), other.handle(second))
 
         self.run(both())
 
@@ -296,13 +297,13 @@ class WorkerMachine(RuleBasedStateMachine):
     def crash_after_a_graph_write(self) -> None:
         """The process dies right after Graph wrote, before anything recorded the answer; the
         message it held comes back, and its staff lease runs out."""
-        request = self._take()
+        work = self._take()
         self.world.faults.crash_after_writes = 1
         try:
-            self.run(self.worker.run(request))
+            self.run(self.worker.handle(work))
         except Crash:
             self._bury_the_dead_process()
-            self.run(self.world.queue.send(request))
+            self.world.queue.put_back(work)
             self.world.advance(self.world.lease.duration.total_seconds() + 1)
         self.world.faults.restart()
 
@@ -311,13 +312,13 @@ class WorkerMachine(RuleBasedStateMachine):
     def crash_after_a_coconut_write(self) -> None:
         """The process dies right after Coconut took a busy block, before the delta link that
         block came from was stored; the message comes back, the staff lease runs out."""
-        request = self._take()
+        work = self._take()
         self.world.faults.crash_after_coconut_writes = 1
         try:
-            self.run(self.worker.run(request))
+            self.run(self.worker.handle(work))
         except Crash:
             self._bury_the_dead_process()
-            self.run(self.world.queue.send(request))
+            self.world.queue.put_back(work)
             self.world.advance(self.world.lease.duration.total_seconds() + 1)
         self.world.faults.restart()
 
@@ -462,7 +463,7 @@ class WorkerMachine(RuleBasedStateMachine):
         for _ in range(MAX_DRAIN):
             if not self.world.queue.messages:
                 return
-            await self.worker.run(self._take())
+            await self.worker.handle(self._take())
         raise AssertionError(f"the queue did not drain in {MAX_DRAIN} runs")
 
     def _check_calendars(self) -> None:

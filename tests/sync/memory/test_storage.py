@@ -11,7 +11,7 @@ from sync.memory.storage import MemoryItemLinks, MemoryQueue, MemoryStaffStore
 from sync.memory.world import MemoryWorld
 from sync.ports import ItemFailure
 from sync.staff_record import Lease, Outcome, Rerun, StaffChanges
-from sync.work import StaffSyncRequest
+from sync.work import StaffSyncRequest, unpacked
 
 NOON = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -59,21 +59,25 @@ async def test_the_queue_keeps_messages_in_order_with_the_delay_each_asked_for()
     queue = MemoryQueue()
     await queue.send(StaffSyncRequest(staff_id="U-9", reason="retry"), delay_seconds=-5)
     await queue.request_sync(["U-2", "U-1", "U-2"], "webhook", full=True)
-    await queue.request_sync_spread(["U-4", "U-3", "U-5", "U-6"], "timer", spread_seconds=2.0)
+    await queue.request_sync_spread(
+        ["U-4", "U-3", "U-5", "U-6", "U-7"], "timer", spread_seconds=3, per_message=2
+    )
 
-    assert [(m.request.staff_id, m.request.reason, m.delay_seconds) for m in queue.messages] == [
+    assert [
+        (m.request.staff_id, m.request.reason, m.delay_seconds) for m in queue.messages[:3]
+    ] == [
         ("U-9", "retry", 0.0),
         ("U-1", "webhook", 0.0),
         ("U-2", "webhook", 0.0),
-        ("U-3", "timer", 0.0),
-        ("U-4", "timer", 0.5),
-        ("U-5", "timer", 1.0),
-        ("U-6", "timer", 1.5),
     ]
+    batches = [(m.work, m.delay_seconds) for m in queue.messages[3:]]
+    assert [
+        ([r.staff_id for r in unpacked(work)], work.reason, delay) for work, delay in batches
+    ] == [(["U-3", "U-4"], "timer", 0.0), (["U-5", "U-6"], "timer", 1.0), (["U-7"], "timer", 2.0)]
     assert [m.request.full for m in queue.messages[1:3]] == [True, True]
-    assert queue.take(2).staff_id == "U-2"
-    assert queue.take().staff_id == "U-9"
-    assert [m.request.staff_id for m in queue.messages] == ["U-1", "U-3", "U-4", "U-5", "U-6"]
+    assert queue.take_request(2).staff_id == "U-2"
+    assert queue.take_request().staff_id == "U-9"
+    assert [r.staff_id for r in queue.requests()] == ["U-1", "U-3", "U-4", "U-5", "U-6", "U-7"]
 
 
 async def test_spreading_nobody_sends_nothing() -> None:

@@ -24,6 +24,7 @@ from sync.desired_state import decide
 from sync.export.rendering import render_event
 from sync.memory.world import MemoryWorld
 from sync.ports import MailboxUser
+from sync.work import unpacked
 from sync.worker import StaffWorker
 from tests.sync.payloads import appointment_at, appointment_deleted_at, tomorrow
 
@@ -120,17 +121,23 @@ class Service:
         if result.staff_ids:
             await self.world.queue.request_sync(result.staff_ids, "webhook")
 
-    async def run_next(self, index: int = 0) -> None:
+    async def run_next(self, index: int = 0) -> int:
+        """The message's work done; how many staff members' runs it was (a batch holds
+        several)."""
         queued = self.world.queue.messages[index]
         self.world.advance(queued.delay_seconds)  # the message's delay passes
-        await self.worker.run(self.world.queue.take(index))
+        work = self.world.queue.take(index)
+        await self.worker.handle(work)
+        return len(unpacked(work))
 
     async def drain(self) -> int:
-        for runs in range(MAX_DRAIN):
+        """Every message's work done; how many staff members' runs that took."""
+        runs = 0
+        for _ in range(MAX_DRAIN):
             if not self.world.queue.messages:
                 return runs
-            await self.run_next()
-        raise AssertionError(f"the queue did not drain in {MAX_DRAIN} runs")
+            runs += await self.run_next()
+        raise AssertionError(f"the queue did not drain in {MAX_DRAIN} messages")
 
     async def timer_round(self) -> int:
         """The periodic cycle (roster, then a sync of every enabled staff member), drained."""

@@ -1,0 +1,59 @@
+"""A batch message's runs (`sync.work.StaffSyncBatch`): every staff member's run on its own.
+
+A run that fails does not fail the message: the message would come back with every staff member
+in it, and after the last attempt take them all to the poison queue. The failed staff member's
+request is put back on its own instead, so its retries, and its poison message if it comes to
+that, are its own. Only if that cannot be sent (storage down) does the message fail, and come
+back whole: syncing the others twice is harmless (level-triggered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Final
+
+from sync.concurrency import all_settled
+from sync.ports import WorkQueue
+from sync.telemetry import log_operation
+from sync.work import StaffSyncBatch, StaffSyncRequest
+
+log = logging.getLogger("sync.staff")
+
+# Runs of one batch at a time; the host runs several messages at once besides.
+BATCH_CONCURRENCY: Final = 8
+# A failed run's own request is tried again after this long (the worker's first back-off).
+RETRY_AFTER_SECONDS: Final = 5.0
+
+
+async def run_batch(
+    run: Callable[[StaffSyncRequest], Awaitable[object]],
+    queue: WorkQueue,
+    batch: StaffSyncBatch,
+) -> int:
+    """Run every request of the batch; how many failed and were put back on their own."""
+    slots = asyncio.Semaphore(BATCH_CONCURRENCY)
+
+    async def one(request: StaffSyncRequest) -> bool:
+        async with slots:
+            try:
+                await run(request)
+                return False
+            except Exception as failure:
+                log_operation(
+                    log,
+                    "staff sync failed in a batch; put back on its own",
+                    operation="staff_sync",
+                    outcome="failed",
+                    level=logging.WARNING,
+                    staff_id=request.staff_id,
+                    trigger=request.reason,
+                    # The type only: an exception's message may quote a payload.
+                    detail=type(failure).__name__,
+                )
+            await queue.send(request.retried(), delay_seconds=RETRY_AFTER_SECONDS)
+            return True
+
+    put_back = await all_settled(one(request) for request in batch.requests())
+    return sum(put_back)
