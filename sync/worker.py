@@ -69,6 +69,7 @@ from sync.telemetry import (
     staff_context,
 )
 from sync.timezones import zone_note
+from sync.turns import LocalTurns
 from sync.work import QueuedWork, StaffSyncBatch, StaffSyncRequest
 
 log = logging.getLogger("sync.staff")
@@ -136,6 +137,7 @@ class StaffWorker:
         self._listings = listings
         self._retention = retention
         self._writer = CalendarWriter(links, calendar)
+        self._turns = LocalTurns()
         self._quiet = (
             QuietPass(
                 staff=staff,
@@ -166,6 +168,12 @@ class StaffWorker:
 
     async def _run(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
         """The run's report, and for the log a detail and the Graph status that deferred it."""
+        if self._turns.covered(request):
+            return RunReport("deferred"), "covered by a waiting run", None
+        async with self._turns.turn(request):
+            return await self._run_in_turn(request)
+
+    async def _run_in_turn(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
         if self._quiet is not None:
             kept_since = self._kept_since(datetime.now(UTC))
             quiet = await self._quiet.run(request, kept_since)
