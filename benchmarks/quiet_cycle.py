@@ -155,5 +155,9 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         "and give-back (a process that did not give the record back last makes the regular "
         "pass: with several instances, the share of quiet passes that save the write is the "
         "share a staff member's timer request lands on the same instance as their last run).",
+        "The cycle's requests go out 50 staff members to a message (sync.work.StaffSyncBatch), "
+        "so a quiet cycle's queue traffic is a send, a receive and a delete per 50 staff, not "
+        "per staff member: with a message each, this section measured 6.84 ms and 214 storage "
+        "requests per cycle on the same machine.",
     ]
     return section

@@ -5,6 +5,10 @@ in it, and after the last attempt take them all to the poison queue. The failed 
 request is put back on its own instead, so its retries, and its poison message if it comes to
 that, are its own. Only if that cannot be sent (storage down) does the message fail, and come
 back whole: syncing the others twice is harmless (level-triggered).
+
+Each run has a span of its own (`staff_sync`, a child of the message's `staff_worker` span) with
+the dimensions a single request's message span has, so a staff member's runs are found the same
+way whichever message brought them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Final
 from sync.concurrency import all_settled
 from sync.ports import WorkQueue
 from sync.telemetry import log_operation
-from sync.work import StaffSyncBatch, StaffSyncRequest
+from sync.telemetry_pipeline import tracer
+from sync.work import StaffSyncBatch, StaffSyncRequest, work_attributes
 
 log = logging.getLogger("sync.staff")
 
@@ -38,7 +43,10 @@ async def run_batch(
     async def one(request: StaffSyncRequest) -> bool:
         async with slots:
             try:
-                await run(request)
+                with tracer().start_as_current_span(
+                    "staff_sync", attributes=work_attributes(request)
+                ):
+                    await run(request)
                 return False
             except Exception as failure:
                 log_operation(

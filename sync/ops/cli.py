@@ -154,12 +154,23 @@ def poison_table(listing: Mapping[str, Any]) -> Table:
             str(message["id"]),
             _when(message.get("inserted_at")),
             str(message.get("dequeue_count") or ""),
-            str(message.get("staff_id") or "[unreadable]"),
+            _poisoned_staff(message),
             str(message.get("reason") or ""),
             str(message.get("action") or ""),
             "yes" if message.get("full") else "",
         )
     return table
+
+
+def _poisoned_staff(message: Mapping[str, Any]) -> str:
+    """One staff id, a timer batch's count and first ids, or that the body was unreadable."""
+    staff_ids = [str(s) for s in message.get("staff_ids") or []]
+    if message.get("staff_id"):
+        return str(message["staff_id"])
+    if staff_ids:
+        shown = ", ".join(staff_ids[:3]) + (", ..." if len(staff_ids) > 3 else "")
+        return f"{len(staff_ids)} staff: {shown}"
+    return "(unreadable)"  # not "[...]": rich would take it for markup and print nothing
 
 
 class RateColumn(ProgressColumn):

@@ -9,6 +9,7 @@ from sync.errors import StorageUnavailable
 from sync.memory.storage import MemoryQueue
 from sync.staff_record import Roster
 from sync.work import BatchedStaff, StaffSyncBatch, StaffSyncRequest
+from tests.sync.conftest import Exported
 
 NEW = Roster(email="new@bank.example", calendar_sync=True)
 
@@ -66,3 +67,26 @@ async def test_when_the_failed_run_cannot_be_put_back_the_message_fails_whole() 
 
     assert runs.done == ["U-2"]
     assert queue.messages == []
+
+
+async def test_each_run_of_a_batch_has_a_span_with_its_staff_member_and_failures_are_logged(
+    exported: Exported,
+) -> None:
+    """A staff member's runs are found by `staff_id` whichever message brought them; the log
+    of a failed run names the exception's type only (its message may quote a payload)."""
+    runs, queue = Runs("U-2"), MemoryQueue()
+
+    await run_batch(runs, queue, timer_batch("U-1", "U-2"))
+
+    spans = [s for s in exported.spans.get_finished_spans() if s.name == "staff_sync"]
+    assert sorted(
+        (str((s.attributes or {})["staff_id"]), (s.attributes or {})["trigger"]) for s in spans
+    ) == [("U-1", "timer"), ("U-2", "timer")]
+    [failed] = [
+        r.log_record
+        for r in exported.records.get_finished_logs()
+        if (r.log_record.attributes or {}).get("outcome") == "failed"
+    ]
+    attributes = failed.attributes or {}
+    assert (attributes["staff_id"], attributes["detail"]) == ("U-2", "RuntimeError")
+    assert "only this staff member" not in str(failed.body)

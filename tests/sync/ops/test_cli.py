@@ -12,7 +12,16 @@ from azure.core.exceptions import ClientAuthenticationError
 from rich.console import Console
 
 from sync.ops import signin
-from sync.ops.cli import LEASED_TRIES, Cli, counts_line, finished, main, parser, staff_table
+from sync.ops.cli import (
+    LEASED_TRIES,
+    Cli,
+    counts_line,
+    finished,
+    main,
+    parser,
+    poison_table,
+    staff_table,
+)
 from sync.ops.client import OpsRefused
 
 SINCE = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -140,3 +149,18 @@ def test_a_command_gives_up_after_a_few_tries_and_other_refusals_at_once() -> No
         Cli(refused, Console(file=io.StringIO()), as_json=False).when_free("U-42", "resync")  # type: ignore[arg-type]
 
     assert (stuck.calls, refused.calls) == (LEASED_TRIES, 1)
+
+
+def test_the_poison_table_names_a_batchs_staff_and_marks_an_unreadable_message() -> None:
+    listing = {
+        "length": 3,
+        "messages": [
+            {"id": "m1", "staff_id": "U-1", "staff_ids": ["U-1"], "reason": "webhook"},
+            {"id": "m2", "staff_id": None, "staff_ids": [f"U-{n}" for n in range(10, 60)]},
+            {"id": "m3", "staff_id": None, "staff_ids": []},
+        ],
+    }
+    text = render(poison_table(listing))
+    assert "U-1 " in text
+    assert "50 staff: U-10, U-11, U-12, ..." in text
+    assert "(unreadable)" in text
