@@ -69,7 +69,7 @@ from sync.telemetry import (
     staff_context,
 )
 from sync.timezones import zone_note
-from sync.turns import FOLD_DELAY, LocalTurns
+from sync.turns import LocalTurns
 from sync.work import QueuedWork, StaffSyncBatch, StaffSyncRequest
 
 log = logging.getLogger("sync.staff")
@@ -124,7 +124,6 @@ class StaffWorker:
         disconnect: StaffDisconnect | None = None,
         listings: ListingReconciler | None = None,
         retention: timedelta = DEFAULT_RETENTION,
-        fold_delay: float = FOLD_DELAY,
     ) -> None:
         self._staff = staff
         self._lease = lease
@@ -138,7 +137,7 @@ class StaffWorker:
         self._listings = listings
         self._retention = retention
         self._writer = CalendarWriter(links, calendar)
-        self._turns = LocalTurns(fold_delay)
+        self._turns = LocalTurns()
         self._quiet = (
             QuietPass(
                 staff=staff,

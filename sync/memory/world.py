@@ -58,7 +58,4 @@ class MemoryWorld:
             ),
             listings=ListingReconciler(self.coconut, self.items, self.links),
             retention=timedelta(days=self.retention_days),
-            # The world's clock is simulated: a burst's wall-clock wait would only slow the
-            # tests (the turns still yield, so requests that meet are still covered).
-            fold_delay=0.0,
         )

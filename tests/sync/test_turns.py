@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sync.turns import FOLD_WINDOW, LocalTurns, covers
+from sync.turns import LocalTurns, covers
 from sync.work import StaffSyncRequest
 from tests.sync.payloads import appointment_at, tomorrow
 from tests.sync.test_worker import STAFF, Service
@@ -43,41 +43,6 @@ async def test_a_second_run_waits_for_the_first_and_a_third_is_covered_by_it() -
     await asyncio.gather(running, waiting)
     assert order == ["first starts", "first ends", "second starts", "second ends"]
     assert not turns.covered(third), "nobody waits any more"
-
-
-async def test_in_a_burst_a_request_waits_a_moment_and_covers_what_comes_meanwhile() -> None:
-    turns = LocalTurns(fold_delay=0.05)
-    lone = request()
-    async with turns.turn(lone):
-        pass  # a change on its own ran at once: no run of this staff member before it
-    second, third, timer = request(), request(), request("timer")
-    ran: list[StaffSyncRequest] = []
-
-    async def run(r: StaffSyncRequest) -> None:
-        async with turns.turn(r):
-            ran.append(r)
-
-    folding = asyncio.create_task(run(second))
-    await asyncio.sleep(0.01)
-    assert ran == [], "the burst's next request waits"
-    assert turns.covered(third)
-    assert not turns.covered(timer)
-    await folding
-    assert ran == [second]
-    assert not turns.covered(third)
-
-
-async def test_a_request_long_after_the_last_run_does_not_wait() -> None:
-    turns = LocalTurns(fold_delay=10.0)
-    async with turns.turn(request()):
-        pass
-    turns._ended[STAFF] -= FOLD_WINDOW  # the last run ended a while ago
-    await asyncio.wait_for(_enter(turns, request()), timeout=1.0)
-
-
-async def _enter(turns: LocalTurns, r: StaffSyncRequest) -> None:
-    async with turns.turn(r):
-        pass
 
 
 async def test_a_started_run_covers_nothing() -> None:
