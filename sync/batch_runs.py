@@ -4,7 +4,8 @@ A run that fails does not fail the message: the message would come back with eve
 in it, and after the last attempt take them all to the poison queue. The failed staff member's
 request is put back on its own instead, so its retries, and its poison message if it comes to
 that, are its own. Only if that cannot be sent (storage down) does the message fail, and come
-back whole: syncing the others twice is harmless (level-triggered).
+back whole: syncing the others twice is harmless (level-triggered), and a member put back by an
+earlier attempt gets one more message of its own, which its run shrugs off as well.
 
 Each run has a span of its own (`staff_sync`, a child of the message's `staff_worker` span) with
 the dimensions a single request's message span has, so a staff member's runs are found the same
@@ -18,6 +19,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
+from opentelemetry.trace import Status, StatusCode
+
 from sync.concurrency import all_settled
 from sync.ports import WorkQueue
 from sync.telemetry import log_operation
@@ -26,8 +29,9 @@ from sync.work import StaffSyncBatch, StaffSyncRequest, work_attributes
 
 log = logging.getLogger("sync.staff")
 
-# Runs of one batch at a time; the host runs several messages at once besides.
-BATCH_CONCURRENCY: Final = 8
+# Runs of one batch at a time. The host runs up to batchSize + newBatchThreshold (24) messages
+# at once besides: at most about 100 runs per instance, when a backlog of batches is visible.
+BATCH_CONCURRENCY: Final = 4
 # A failed run's own request is tried again after this long (the worker's first back-off).
 RETRY_AFTER_SECONDS: Final = 5.0
 
@@ -43,12 +47,23 @@ async def run_batch(
     async def one(request: StaffSyncRequest) -> bool:
         async with slots:
             try:
+                # The span keeps an exception's type, not its message (which may quote a
+                # payload): neither recorded as an event nor made the status's description.
                 with tracer().start_as_current_span(
-                    "staff_sync", attributes=work_attributes(request)
-                ):
-                    await run(request)
+                    "staff_sync",
+                    attributes=work_attributes(request),
+                    record_exception=False,
+                    set_status_on_exception=False,
+                ) as span:
+                    try:
+                        await run(request)
+                    except Exception as failure:
+                        span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
+                        raise
                 return False
             except Exception as failure:
+                # Isolated to this staff member. (The memory world's `Crash` is an Exception
+                # too: the put-back below raises it again, as every adapter of a crashed world.)
                 log_operation(
                     log,
                     "staff sync failed in a batch; put back on its own",
@@ -57,7 +72,7 @@ async def run_batch(
                     level=logging.WARNING,
                     staff_id=request.staff_id,
                     trigger=request.reason,
-                    # The type only: an exception's message may quote a payload.
+                    # The type only, as on the span.
                     detail=type(failure).__name__,
                 )
             await queue.send(request.retried(), delay_seconds=RETRY_AFTER_SECONDS)

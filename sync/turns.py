@@ -21,7 +21,7 @@ from typing import Final
 
 from sync.work import StaffSyncRequest
 
-# Requests that only write pending rows: a waiting run of any plain sync does what they ask.
+# Requests whose only work is the rows already marked pending: any waiting plain sync does it.
 _COVERABLE: Final = frozenset({"webhook", "retry"})
 
 
@@ -41,20 +41,30 @@ class _Turn:
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     users: int = 0  # running or waiting
     waiting: StaffSyncRequest | None = None
+    # The requests the waiting run covers, handed to it when its turn comes.
+    covered: list[StaffSyncRequest] = field(default_factory=list)
 
 
 class LocalTurns:
+    """The staff members this process runs or has runs waiting for, one lock each (kept only
+    while someone holds or waits for it)."""
+
     def __init__(self) -> None:
         self._turns: dict[str, _Turn] = {}
 
     def covered(self, request: StaffSyncRequest) -> bool:
-        """A request a waiting run of this process covers (see the module docstring)."""
+        """Whether a waiting run of this process covers the request (see the module
+        docstring); if so, that run answers for it (`turn` hands it over)."""
         turn = self._turns.get(request.staff_id)
-        return turn is not None and turn.waiting is not None and covers(turn.waiting, request)
+        if turn is None or turn.waiting is None or not covers(turn.waiting, request):
+            return False
+        turn.covered.append(request)
+        return True
 
     @asynccontextmanager
-    async def turn(self, request: StaffSyncRequest) -> AsyncIterator[None]:
-        """Held while the request runs; waits while another run of this staff member does."""
+    async def turn(self, request: StaffSyncRequest) -> AsyncIterator[list[StaffSyncRequest]]:
+        """Held while the request runs; waits while another run of this staff member does.
+        Yields the requests its run covers (asked for while it waited)."""
         turn = self._turns.setdefault(request.staff_id, _Turn())
         turn.users += 1
         queued = turn.lock.locked() and turn.waiting is None
@@ -62,12 +72,13 @@ class LocalTurns:
             turn.waiting = request
         try:
             async with turn.lock:
+                covered: list[StaffSyncRequest] = []
                 if turn.waiting is request:
-                    turn.waiting = None
-                yield
+                    turn.waiting, covered, turn.covered = None, turn.covered, []
+                yield covered
         finally:
-            if turn.waiting is request:  # cancelled while waiting
-                turn.waiting = None
+            if turn.waiting is request:  # cancelled while waiting: its message comes back
+                turn.waiting, turn.covered = None, []
             turn.users -= 1
             if turn.users == 0:
                 del self._turns[request.staff_id]

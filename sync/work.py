@@ -1,7 +1,7 @@
 """Queued work: "bring staff member X in step" (both directions), or, on an administrator's
-request, "disconnect staff member X" (done by the same worker under the lease). The fan-outs
-(the timer's cycle, the scheduled repair) put many staff members' plain syncs in one message
-(`StaffSyncBatch`), which the worker runs as one request each."""
+request, "disconnect staff member X" (done by the same worker under the lease). The timer's
+cycle puts many staff members' plain syncs in one message (`StaffSyncBatch`), which the worker
+runs as one request each; everything else is a message per staff member."""
 
 from __future__ import annotations
 

@@ -6,7 +6,8 @@ calendar to Coconut's desired state (`sync.export.calendar_writer`), import the 
 busy time (`sync.imports.delta_import`), keep the change-notification subscription alive, and
 record the outcome as the staff member's status. Requests that arrived meanwhile get one more
 pass each (folded together), from the record as the previous pass left it. A batch message (the
-timer's and the repair's fan-out) is one such run per staff member (`sync.batch_runs`).
+timer's fan-out) is one such run per staff member (`sync.batch_runs`); runs for one staff member
+in one process take turns (`sync.turns`).
 
 Failures come in two kinds (`sync.errors`): `Retryable` puts the request back on the queue after
 the delay asked for (one retry is kept while Graph throttles the mailbox; plain requests that
@@ -170,8 +171,15 @@ class StaffWorker:
         """The run's report, and for the log a detail and the Graph status that deferred it."""
         if self._turns.covered(request):
             return RunReport("deferred"), "covered by a waiting run", None
-        async with self._turns.turn(request):
-            return await self._run_in_turn(request)
+        async with self._turns.turn(request) as covered:
+            result = await self._run_in_turn(request)
+        if result[0].outcome == "synced":
+            for other in covered:  # their changes landed with this run
+                if other.reason == "webhook":
+                    record_latency(
+                        WEBHOOK_TO_EXCHANGE_MS, _ms_since(other.requested_at), trigger="webhook"
+                    )
+        return result
 
     async def _run_in_turn(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
         if self._quiet is not None:

@@ -1,9 +1,10 @@
 """The poison queue: `staff-sync` messages that failed every attempt, listed and replayed.
 
-A message holds staff ids, a reason and timestamps only, so listing it shows nothing personal.
-Replaying sends a fresh request (attempt 0, reason "ops") to `staff-sync` for each staff member the
-message names (one, or a fan-out batch's) and then deletes the poison message: a crash in between
-replays twice, which the level-triggered worker shrugs off.
+A message holds staff ids, a reason and timestamps (a timer batch also the roster entry of a
+staff member with no record yet: a work e-mail, which the listing does not show), so listing it
+shows nothing personal. Replaying sends the work again (attempt 0, reason "ops"; a batch as one
+batch) to `staff-sync` and then deletes the poison message: a crash in between replays twice,
+which the level-triggered worker shrugs off.
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ from pydantic import BaseModel, ValidationError
 from sync.names import STAFF_SYNC_POISON_QUEUE
 from sync.ports import WorkQueue
 from sync.storage.account import StorageAccount, guarded
-from sync.work import StaffSyncRequest, parse_work, unpacked
+from sync.work import (
+    STAFF_PER_MESSAGE,
+    QueuedWork,
+    StaffSyncBatch,
+    StaffSyncRequest,
+    parse_work,
+    unpacked,
+)
 
 # Storage returns at most 32 messages per peek or receive.
 PAGE: Final = 32
@@ -43,29 +51,28 @@ class PoisonListing(BaseModel):
 
 
 class ReplayOutcome(BaseModel):
-    replayed: int
+    replayed: int  # messages
     staff_ids: list[str]
     left: int  # not matching the filter, or unreadable
 
 
-def parse_requests(content: Any) -> list[StaffSyncRequest] | None:
-    """The requests a poison message carries (a batch's, one each), or None if it holds
-    something else."""
+def parse_message(content: Any) -> QueuedWork | None:
+    """The work a poison message holds, or None if it holds something else."""
     try:
-        return unpacked(parse_work(bytes(content)))
+        return parse_work(bytes(content))
     except (ValidationError, TypeError, ValueError):
         return None
 
 
 def describe(message: Any) -> PoisonMessage:
-    requests = parse_requests(message.content) or []
-    single = requests[0] if len(requests) == 1 else None
+    work = parse_message(message.content)
+    requests = unpacked(work) if work is not None else []
     first = requests[0] if requests else None
     return PoisonMessage(
         id=str(message.id),
         inserted_at=message.inserted_on,
         dequeue_count=message.dequeue_count,
-        staff_id=single.staff_id if single else None,
+        staff_id=work.staff_id if isinstance(work, StaffSyncRequest) else None,
         staff_ids=[r.staff_id for r in requests],
         reason=first.reason if first else None,
         action=first.action if first else None,
@@ -87,37 +94,47 @@ class PoisonQueue:
         return PoisonListing(length=await self.length(), messages=[describe(m) for m in peeked])
 
     async def replay(self, staff_id: str | None = None, limit: int = 1000) -> ReplayOutcome:
-        """Put poison messages (all, or one staff member's) back on `staff-sync`."""
-        replayed: list[str] = []
+        """Put poison messages (all, or those naming one staff member) back on `staff-sync`,
+        as requests with reason "ops": a batch as a batch (one message, its roster entries
+        kept), so `limit` counts messages either way."""
+        replayed = 0
+        staff_ids: set[str] = set()
         left: list[Any] = []
-        while len(replayed) + len(left) < limit:
+        while replayed + len(left) < limit:
             batch = await self._receive()
             if not batch:
                 break
             for message in batch:
-                requests = parse_requests(message.content)
-                if not requests or (
-                    staff_id is not None and staff_id not in {r.staff_id for r in requests}
-                ):
+                work = parse_message(message.content)
+                named = [r.staff_id for r in unpacked(work)] if work is not None else []
+                if not named or (staff_id is not None and staff_id not in named):
                     left.append(message)
                     continue
-                for request in requests:
-                    fresh = StaffSyncRequest(
-                        staff_id=request.staff_id,
-                        reason="ops",
-                        full=request.full,
-                        action=request.action,
-                    )
-                    await self._queue.send(fresh)
+                await self._send_again(work)
                 await guarded(lambda m=message: self._poison.delete_message(m))  # type: ignore[misc]
-                replayed += [r.staff_id for r in requests]
+                replayed += 1
+                staff_ids.update(named)
         for message in left:  # visible again for the next look
             await guarded(
                 lambda m=message: self._poison.update_message(m, visibility_timeout=0)  # type: ignore[misc]
             )
-        return ReplayOutcome(
-            replayed=len(replayed), staff_ids=sorted(set(replayed)), left=len(left)
-        )
+        return ReplayOutcome(replayed=replayed, staff_ids=sorted(staff_ids), left=len(left))
+
+    async def _send_again(self, work: QueuedWork | None) -> None:
+        if isinstance(work, StaffSyncBatch):
+            rosters = {r.staff_id: r.roster for r in work.requests() if r.roster is not None}
+            await self._queue.request_sync_spread(
+                [entry.staff_id for entry in work.staff],
+                "ops",
+                spread_seconds=0,
+                rosters=rosters,
+                per_message=STAFF_PER_MESSAGE,
+            )
+        elif work is not None:
+            fresh = StaffSyncRequest(
+                staff_id=work.staff_id, reason="ops", full=work.full, action=work.action
+            )
+            await self._queue.send(fresh)
 
     async def _receive(self) -> list[Any]:
         async def collect() -> list[Any]:

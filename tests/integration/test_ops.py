@@ -420,6 +420,7 @@ async def test_a_poisoned_batch_is_listed_by_its_staff_and_replayed_for_each(
     ]
 
     outcome = ops.replay(lee.staff_id)
+    assert outcome["replayed"] == 1, "the batch goes back as one message"
     assert outcome["staff_ids"] == sorted([kim.staff_id, lee.staff_id])
     await eventually(lambda: len(kim.service_blocks()) == 1 and len(lee.service_blocks()) == 1)
     assert not [m for m in ops.poison()["messages"] if lee.staff_id in m["staff_ids"]]

@@ -82,6 +82,9 @@ async def test_each_run_of_a_batch_has_a_span_with_its_staff_member_and_failures
     assert sorted(
         (str((s.attributes or {})["staff_id"]), (s.attributes or {})["trigger"]) for s in spans
     ) == [("U-1", "timer"), ("U-2", "timer")]
+    [failed_span] = [s for s in spans if (s.attributes or {})["staff_id"] == "U-2"]
+    assert failed_span.status.description == "RuntimeError"
+    assert failed_span.events == (), "no exception event: its message may quote a payload"
     [failed] = [
         r.log_record
         for r in exported.records.get_finished_logs()

@@ -23,8 +23,11 @@ async def test_a_second_run_waits_for_the_first_and_a_third_is_covered_by_it() -
     first, second, third = request(), request(), request()
     release = asyncio.Event()
 
+    handed: dict[str, list[StaffSyncRequest]] = {}
+
     async def run(r: StaffSyncRequest, name: str) -> None:
-        async with turns.turn(r):
+        async with turns.turn(r) as covered:
+            handed[name] = covered
             order.append(f"{name} starts")
             if r is first:
                 await release.wait()
@@ -42,6 +45,7 @@ async def test_a_second_run_waits_for_the_first_and_a_third_is_covered_by_it() -
     release.set()
     await asyncio.gather(running, waiting)
     assert order == ["first starts", "first ends", "second starts", "second ends"]
+    assert handed == {"first": [], "second": [third]}, "the second run answers for the third"
     assert not turns.covered(third), "nobody waits any more"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from sync.ops.poison import describe, parse_requests
+from sync.ops.poison import describe, parse_message
 from sync.work import STAFF_PER_MESSAGE, StaffSyncRequest, fan_out
 
 
@@ -34,6 +34,8 @@ def test_a_batch_is_described_by_the_staff_it_names() -> None:
     described = describe(Message("m3", batch.model_dump_json().encode()))
     assert described.staff_id is None, "not one staff member's"
     assert described.staff_ids == ["U-1", "U-2"]
+    [one] = fan_out(["U-3"], "timer", per_message=STAFF_PER_MESSAGE)
+    assert describe(Message("m4", one.model_dump_json().encode())).staff_id is None, "a batch"
     assert (described.reason, described.action, described.full) == ("timer", "sync", False)
 
 
@@ -43,10 +45,11 @@ def test_anything_else_is_unreadable_and_never_shown() -> None:
         assert described.staff_id is None
         assert described.staff_ids == []
         assert described.reason is None
-    assert parse_requests(None) is None
+    assert parse_message(None) is None
 
 
 def test_messages_written_before_actions_existed_still_parse() -> None:
     old = b'{"staff_id": "U-1", "reason": "timer", "requested_at": "2026-01-01T00:00:00Z"}'
-    [request] = parse_requests(old) or []
+    request = parse_message(old)
+    assert isinstance(request, StaffSyncRequest)
     assert (request.action, request.attempt, request.full) == ("sync", 0, False)
