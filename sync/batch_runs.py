@@ -32,16 +32,17 @@ log = logging.getLogger("sync.staff")
 # Runs of one batch at a time. The host runs up to batchSize + newBatchThreshold (24) messages
 # at once besides: at most about 100 runs per instance, when a backlog of batches is visible.
 BATCH_CONCURRENCY: Final = 4
-# A failed run's own request is tried again after this long (the worker's first back-off).
-RETRY_AFTER_SECONDS: Final = 5.0
 
 
 async def run_batch(
     run: Callable[[StaffSyncRequest], Awaitable[object]],
     queue: WorkQueue,
     batch: StaffSyncBatch,
+    *,
+    retry_after: float,
 ) -> int:
-    """Run every request of the batch; how many failed and were put back on their own."""
+    """Run every request of the batch; how many failed and were put back on their own (to be
+    tried again after `retry_after` seconds: the worker's first back-off)."""
     slots = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def one(request: StaffSyncRequest) -> bool:
@@ -75,7 +76,7 @@ async def run_batch(
                     # The type only, as on the span.
                     detail=type(failure).__name__,
                 )
-            await queue.send(request.retried(), delay_seconds=RETRY_AFTER_SECONDS)
+            await queue.send(request.retried(), delay_seconds=retry_after)
             return True
 
     put_back = await all_settled(one(request) for request in batch.requests())

@@ -154,7 +154,7 @@ class StaffWorker:
     async def handle(self, work: QueuedWork) -> None:
         """A queue message's work: one staff member's request, or a batch of them."""
         if isinstance(work, StaffSyncBatch):
-            await run_batch(self.run, self._queue, work)
+            await run_batch(self.run, self._queue, work, retry_after=RUN_BACKOFF_FIRST)
         else:
             await self.run(work)
 
@@ -175,10 +175,7 @@ class StaffWorker:
             result = await self._run_in_turn(request)
         if result[0].outcome == "synced":
             for other in covered:  # their changes landed with this run
-                if other.reason == "webhook":
-                    record_latency(
-                        WEBHOOK_TO_EXCHANGE_MS, _ms_since(other.requested_at), trigger="webhook"
-                    )
+                _record_landed(other)
         return result
 
     async def _run_in_turn(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
@@ -535,14 +532,8 @@ class StaffWorker:
         detail: str,
         graph_status: int | None,
     ) -> None:
-        if report.outcome == "synced" and request.reason == "webhook":
-            record_latency(
-                WEBHOOK_TO_EXCHANGE_MS, _ms_since(request.requested_at), trigger="webhook"
-            )
-        if report.outcome == "synced" and request.reason == "notification":
-            record_latency(
-                EXCHANGE_TO_COCONUT_MS, _ms_since(request.requested_at), trigger="notification"
-            )
+        if report.outcome == "synced":
+            _record_landed(request)
         export = report.export
         log_operation(
             log,
@@ -560,6 +551,17 @@ class StaffWorker:
             events_created=export.created if export else None,
             events_updated=export.updated if export else None,
             events_removed=export.removed if export else None,
+        )
+
+
+def _record_landed(request: StaffSyncRequest) -> None:
+    """The change a synced run landed: how long since it was asked for (webhook -> Exchange,
+    notification -> Coconut)."""
+    if request.reason == "webhook":
+        record_latency(WEBHOOK_TO_EXCHANGE_MS, _ms_since(request.requested_at), trigger="webhook")
+    elif request.reason == "notification":
+        record_latency(
+            EXCHANGE_TO_COCONUT_MS, _ms_since(request.requested_at), trigger="notification"
         )
 
 

@@ -342,7 +342,7 @@ class QueuedRequest:
 @dataclass
 class MemoryQueue:
     """`sync.ports.WorkQueue`: messages in the order sent, each with the delay it asked for.
-    The fan-outs' batches are kept as batches, as on Queue Storage."""
+    The timer's batches are kept as batches, as on Queue Storage."""
 
     faults: Faults = field(default_factory=Faults)
     messages: list[QueuedRequest] = field(default_factory=list)

@@ -107,7 +107,7 @@ class PoisonQueue:
             for message in batch:
                 work = parse_message(message.content)
                 named = [r.staff_id for r in unpacked(work)] if work is not None else []
-                if not named or (staff_id is not None and staff_id not in named):
+                if work is None or (staff_id is not None and staff_id not in named):
                     left.append(message)
                     continue
                 await self._send_again(work)
@@ -120,7 +120,7 @@ class PoisonQueue:
             )
         return ReplayOutcome(replayed=replayed, staff_ids=sorted(staff_ids), left=len(left))
 
-    async def _send_again(self, work: QueuedWork | None) -> None:
+    async def _send_again(self, work: QueuedWork) -> None:
         if isinstance(work, StaffSyncBatch):
             rosters = {r.staff_id: r.roster for r in work.requests() if r.roster is not None}
             await self._queue.request_sync_spread(
@@ -130,7 +130,7 @@ class PoisonQueue:
                 rosters=rosters,
                 per_message=STAFF_PER_MESSAGE,
             )
-        elif work is not None:
+        else:
             fresh = StaffSyncRequest(
                 staff_id=work.staff_id, reason="ops", full=work.full, action=work.action
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sync.batch_runs import RETRY_AFTER_SECONDS, run_batch
+from sync.batch_runs import run_batch
 from sync.errors import StorageUnavailable
 from sync.memory.storage import MemoryQueue
 from sync.staff_record import Roster
@@ -12,6 +12,7 @@ from sync.work import BatchedStaff, StaffSyncBatch, StaffSyncRequest
 from tests.sync.conftest import Exported
 
 NEW = Roster(email="new@bank.example", calendar_sync=True)
+RETRY_AFTER = 5.0
 
 
 def timer_batch(*staff_ids: str) -> StaffSyncBatch:
@@ -37,7 +38,9 @@ class Runs:
 async def test_every_staff_member_of_a_batch_is_run() -> None:
     runs, queue = Runs(), MemoryQueue()
 
-    put_back = await run_batch(runs, queue, timer_batch("U-1", "U-2", "U-3"))
+    put_back = await run_batch(
+        runs, queue, retry_after=RETRY_AFTER, batch=timer_batch("U-1", "U-2", "U-3")
+    )
 
     assert sorted(runs.done) == ["U-1", "U-2", "U-3"]
     assert put_back == 0
@@ -47,12 +50,14 @@ async def test_every_staff_member_of_a_batch_is_run() -> None:
 async def test_a_failing_run_is_put_back_on_its_own_and_the_others_go_on() -> None:
     runs, queue = Runs("U-2"), MemoryQueue()
 
-    put_back = await run_batch(runs, queue, timer_batch("U-1", "U-2", "U-3"))
+    put_back = await run_batch(
+        runs, queue, retry_after=RETRY_AFTER, batch=timer_batch("U-1", "U-2", "U-3")
+    )
 
     assert sorted(runs.done) == ["U-1", "U-3"]
     assert put_back == 1
     [message] = queue.messages
-    assert message.delay_seconds == RETRY_AFTER_SECONDS
+    assert message.delay_seconds == RETRY_AFTER
     retry = message.request
     assert (retry.staff_id, retry.reason, retry.attempt, retry.roster) == ("U-2", "timer", 1, NEW)
 
@@ -63,7 +68,7 @@ async def test_when_the_failed_run_cannot_be_put_back_the_message_fails_whole() 
     queue.faults.fail_next("storage", StorageUnavailable("storage answered 503"))
 
     with pytest.raises(StorageUnavailable):
-        await run_batch(runs, queue, timer_batch("U-1", "U-2"))
+        await run_batch(runs, queue, timer_batch("U-1", "U-2"), retry_after=RETRY_AFTER)
 
     assert runs.done == ["U-2"]
     assert queue.messages == []
@@ -76,7 +81,7 @@ async def test_each_run_of_a_batch_has_a_span_with_its_staff_member_and_failures
     of a failed run names the exception's type only (its message may quote a payload)."""
     runs, queue = Runs("U-2"), MemoryQueue()
 
-    await run_batch(runs, queue, timer_batch("U-1", "U-2"))
+    await run_batch(runs, queue, timer_batch("U-1", "U-2"), retry_after=RETRY_AFTER)
 
     spans = [s for s in exported.spans.get_finished_spans() if s.name == "staff_sync"]
     assert sorted(
