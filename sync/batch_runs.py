@@ -19,12 +19,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Final
 
-from opentelemetry.trace import Status, StatusCode
-
 from sync.concurrency import all_settled
 from sync.ports import WorkQueue
 from sync.telemetry import log_operation
-from sync.telemetry_pipeline import tracer
+from sync.tracing import service_span
 from sync.work import StaffSyncBatch, StaffSyncRequest, work_attributes
 
 log = logging.getLogger("sync.staff")
@@ -48,19 +46,8 @@ async def run_batch(
     async def one(request: StaffSyncRequest) -> bool:
         async with slots:
             try:
-                # The span keeps an exception's type, not its message (which may quote a
-                # payload): neither recorded as an event nor made the status's description.
-                with tracer().start_as_current_span(
-                    "staff_sync",
-                    attributes=work_attributes(request),
-                    record_exception=False,
-                    set_status_on_exception=False,
-                ) as span:
-                    try:
-                        await run(request)
-                    except Exception as failure:
-                        span.set_status(Status(StatusCode.ERROR, type(failure).__name__))
-                        raise
+                with service_span("staff_sync", attributes=work_attributes(request)):
+                    await run(request)
                 return False
             except Exception as failure:
                 # Isolated to this staff member. (The memory world's `Crash` is an Exception

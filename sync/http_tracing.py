@@ -25,7 +25,7 @@ import httpx
 from opentelemetry.trace import SpanKind, StatusCode
 
 from sync.telemetry import STAFF_ID, count_throttled_answer, current_staff
-from sync.telemetry_pipeline import tracer
+from sync.tracing import service_span
 
 Peer = Literal["graph", "coconut"]
 
@@ -97,9 +97,7 @@ class TracedTransport(httpx.AsyncBaseTransport):
         if graph:
             attributes[GRAPH_CLIENT_REQUEST_ID] = request.headers[CLIENT_REQUEST_ID_HEADER]
         name = f"{request.method} {route(_raw_path(request.url))}"
-        with tracer().start_as_current_span(
-            name, kind=SpanKind.CLIENT, attributes=attributes
-        ) as span:
+        with service_span(name, kind=SpanKind.CLIENT, attributes=attributes) as span:
             response = await self._inner.handle_async_request(request)
             span.set_attribute(HTTP_RESPONSE_STATUS_CODE, response.status_code)
             if graph and (request_id := response.headers.get(REQUEST_ID_HEADER)):

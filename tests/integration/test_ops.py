@@ -55,6 +55,8 @@ async def storage(stack: LocalStack) -> AsyncIterator[StorageAccount]:
         QueueServiceClient.from_connection_string(connection),
         [],
     )
+    # Tests write records before any function ran: make the tables as the app's first use does.
+    await account.ensure_created()
     yield account
     await account.close()
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
@@ -17,6 +18,7 @@ from sync.content_cipher import new_data_key
 from sync.graph.calendar import GraphCalendar
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
+from sync.http_tracing import TracedTransport
 from sync.settings import Settings
 from sync.telemetry import staff_context
 from sync.telemetry_pipeline import Pipeline
@@ -190,3 +192,40 @@ def test_the_trace_file_holds_each_finished_span_as_one_json_line(tmp_path: Path
     assert call["parent_span_id"] == webhook["span_id"]
     assert webhook["parent_span_id"] is None
     assert webhook["attributes"] == {"staff_id": "U-42"}
+
+
+async def test_a_failed_span_keeps_the_exception_type_and_never_its_message(
+    exported: Exported,
+) -> None:
+    """An exception's message may quote a payload (a customer's name, an answer): the function
+    spans and the HTTP dependency spans say only which exception ended them."""
+    secret = "Jane Doe's answer: mortgage"
+
+    def failing(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadError(secret)
+
+    async def webhook() -> None:
+        transport = TracedTransport(httpx.MockTransport(failing), peer="graph")
+        with invocation_span("coconut_webhook", host_traceparent=None):
+            async with httpx.AsyncClient(transport=transport) as client:
+                await client.get("http://graph.local/v1.0/users")
+
+    def worker() -> None:
+        with message_span(
+            "staff_worker", host_traceparent=None, sender_traceparent=None, continue_sender=True
+        ):
+            raise LookupError(secret)
+
+    with pytest.raises(httpx.ReadError, match="Jane Doe"):
+        await webhook()
+    with pytest.raises(LookupError, match="Jane Doe"):
+        worker()
+
+    spans = {s.name: s for s in exported.spans.get_finished_spans()}
+    assert {name: s.status.description for name, s in spans.items()} == {
+        "GET /v1.0/users": "ReadError",
+        "coconut_webhook": "ReadError",
+        "staff_worker": "LookupError",
+    }
+    assert all(s.events == () for s in spans.values()), "no exception event with its message"
+    assert "Jane Doe" not in json.dumps([s.to_json() for s in spans.values()])
