@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from sync.export.planning import EventLink
 from sync.ports import ItemFailure, ItemLinks, LinkSave, StaffItemRow
 from tests.contract.adapters import unique
@@ -114,9 +116,13 @@ async def test_a_mark_after_the_read_survives_the_run(item_links: ItemLinks) -> 
 # ----- several links at once (one transaction per staff member) -----------------------------
 
 
-async def test_save_links_writes_each_as_save_link_would(item_links: ItemLinks) -> None:
+# Few saves go as plain requests, many as one transaction: both ways must write the same.
+@pytest.mark.parametrize("rows_of_one_staff_member", [3, 10])
+async def test_save_links_writes_each_as_save_link_would(
+    item_links: ItemLinks, rows_of_one_staff_member: int
+) -> None:
     staff_id, other = unique("U"), unique("U")
-    keys = [f"appointment:{unique('A')}" for _ in range(3)]
+    keys = [f"appointment:{unique('A')}" for _ in range(rows_of_one_staff_member)]
     for key in keys:
         await item_links.mark_pending([staff_id], key)
     await item_links.mark_pending([other], keys[0])
@@ -127,7 +133,7 @@ async def test_save_links_writes_each_as_save_link_would(item_links: ItemLinks) 
         LinkSave(rows[0], linked(keys[0]), done=True),
         LinkSave(rows[1], creating, done=False),
         LinkSave(elsewhere, linked(keys[0]), done=True),
-        LinkSave(rows[2], rows[2].link, done=True),
+        *(LinkSave(row, row.link, done=True) for row in rows[2:]),
     ]
 
     saved = await item_links.save_links(saves)
@@ -136,26 +142,27 @@ async def test_save_links_writes_each_as_save_link_would(item_links: ItemLinks) 
         await the_row(item_links, staff_id, keys[0]),
         await the_row(item_links, staff_id, keys[1]),
         await the_row(item_links, other, keys[0]),
-        await the_row(item_links, staff_id, keys[2]),
+        *[await the_row(item_links, staff_id, key) for key in keys[2:]],
     ]
     assert [(row.link, row.pending) for row in stored] == [
         (saves[0].link, False),
         (creating, True),
         (saves[2].link, False),
-        (rows[2].link, False),
+        *((row.link, False) for row in rows[2:]),
     ]
     assert [(s.link, s.pending, s.keep_pending, s.etag) for s in saved] == [
         (row.link, row.pending, False, row.etag) for row in stored
     ]
 
 
+@pytest.mark.parametrize("rows", [3, 10])
 async def test_save_links_keeps_a_row_marked_after_the_read_pending(
-    item_links: ItemLinks,
+    item_links: ItemLinks, rows: int
 ) -> None:
     """One row changed by a newer delivery: it stays pending, and the others are written as
-    if saved one by one."""
+    if saved one by one (as plain requests, or after the transaction failed)."""
     staff_id = unique("U")
-    changed, *unchanged = (f"appointment:{unique('A')}" for _ in range(3))
+    changed, *unchanged = (f"appointment:{unique('A')}" for _ in range(rows))
     for key in (changed, *unchanged):
         await item_links.mark_pending([staff_id], key)
     stale = await the_row(item_links, staff_id, changed)
@@ -174,8 +181,7 @@ async def test_save_links_keeps_a_row_marked_after_the_read_pending(
         assert not (await the_row(item_links, staff_id, key)).pending
     assert [(s.pending, s.keep_pending) for s in saved] == [
         (True, True),
-        (False, False),
-        (False, False),
+        *((False, False) for _ in unchanged),
     ]
     # The kept row goes on as `save_link` would leave it: its link written, never cleared.
     later = linked(changed, generation=1)
