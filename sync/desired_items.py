@@ -112,8 +112,11 @@ class DesiredItemStore:
             withdrawn = withdraw(recorded, staff_id)
             if withdrawn is None:
                 return False
-            record = withdrawn.model_copy(update={"recorded_at": datetime.now(UTC)})
-            if await self._commit(record, etag, frozenset({staff_id})):
+            # `recorded_at` stays: it says when Coconut's latest delivery was recorded, which
+            # is what a listing races (and what a tombstone's horizon counts from). Bumped
+            # here, another staff member's repair listing the same item from before this
+            # withdrawal would take it for a webhook and leave the item in their calendar.
+            if await self._commit(withdrawn, etag, frozenset({staff_id})):
                 return True
         raise StorageUnavailable(f"too much contention withdrawing {key}")
 

@@ -105,6 +105,22 @@ async def test_a_webhook_recorded_after_the_listing_began_is_not_withdrawn() -> 
     assert await coconut.wanted()
 
 
+async def test_two_staff_members_repairs_at_once_both_withdraw_a_shared_item() -> None:
+    """An appointment of two staff members was deleted and the webhook lost: both repairs,
+    listing at the same time, take it out; one withdrawal is no webhook to the other."""
+    coconut = Coconut()
+    coconut.world.coconut.add_user("U-7", "u-7@bank.example")
+    await coconut.webhook(appointment_at(1, (STAFF, "U-7")))
+    listing_began = datetime.now(UTC)
+
+    first = await coconut.world.items.withdraw(KEY, STAFF, listed_since=listing_began)
+    second = await coconut.world.items.withdraw(KEY, "U-7", listed_since=listing_began)
+
+    assert (first, second) == (True, True)
+    assert not await coconut.wanted(STAFF)
+    assert not await coconut.wanted("U-7")
+
+
 async def test_an_item_that_ended_before_the_window_is_never_withdrawn() -> None:
     coconut = Coconut()
     await coconut.webhook(appointment_at(1))
