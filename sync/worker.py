@@ -171,10 +171,14 @@ class StaffWorker:
         """The run's report, and for the log a detail and the Graph status that deferred it."""
         if self._turns.covered(request):
             return RunReport("deferred"), "covered by a waiting run", None
-        async with self._turns.turn(request) as covered:
-            result = await self._run_in_turn(request)
+        result: tuple[RunReport, str, int | None]
+        async with self._turns.turn(request) as turn:
+            if turn.answered:
+                result = RunReport("synced"), "answered by the run before it", None
+            else:
+                result = await self._run_in_turn(request)
         if result[0].outcome == "synced":
-            for other in covered:  # their changes landed with this run
+            for other in turn.covered:  # their changes landed with this run
                 _record_landed(other)
         return result
 
@@ -204,12 +208,16 @@ class StaffWorker:
     async def _passes(self, request: StaffSyncRequest, held: HeldLease) -> RunReport:
         current, first = request, True
         for _ in range(MAX_PASSES):
+            # Requests already waiting now were sent after their marks: this pass reads them.
+            sighting = self._turns.sighting(request.staff_id)
             report = await self._pass(current, held.record, first=first)
             if await held.finish_pass(report.changes):
                 if report.retry_in is not None:
                     # Failing items are due then: one request for them (the timer is later).
                     retry = StaffSyncRequest(staff_id=request.staff_id, reason="retry")
                     await self._queue.send(retry, delay_seconds=report.retry_in)
+                if report.outcome == "synced":
+                    self._turns.answer(request, sighting)
                 return report
             # Someone asked for a sync while this pass ran: one more (incremental) pass. It
             # stands for the requests folded in, not for this one's special work (a resync's
