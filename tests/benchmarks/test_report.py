@@ -66,6 +66,7 @@ def test_report_states_the_machine_the_commands_and_targets(
     machine = _sections(report)["Machine"]
     for row in ("CPUs available", "memory", "Python", "OS"):
         assert re.search(rf"^\| {row} \| \S", machine, re.MULTILINE), row
+    assert re.search(r"^\| reference Python loop .* \| \d+ ms \|", machine, re.MULTILINE)
     assert "python -m benchmarks --quick" in _sections(report)["Commands"]
     summary = _sections(report)["Summary"]
     for target in ("≤ 2 s at 10/s", "1.0", "≤ 5 s", "≤ 1.5 s", "≤ 150 MB", "≤ 10 s", "≥ 90%"):
