@@ -16,10 +16,12 @@ SyncError                      status codes, error codes and ids only: never con
 │   ├── CoconutRefused         Coconut 4xx (key refused, unknown user, body rejected, bad answer)
 │   ├── RecordTooLarge         an item's desired state does not fit one Table entity
 │   └── ContentUnreadable      an item's stored content does not decrypt (wrong or rotated key)
-└── answers a caller expects and handles where it calls (neither retried nor shown):
-    ├── EventGone              Graph 404 ErrorItemNotFound: the event no longer exists
-    ├── DeltaExpired           Graph 410 / syncStateNotFound: start a new delta round
-    └── ConcurrentUpdate       a storage compare-and-swap lost: read again and decide again
+├── answers a caller expects and handles where it calls (neither retried nor shown):
+│   ├── EventGone              Graph 404 ErrorItemNotFound: the event no longer exists
+│   ├── DeltaExpired           Graph 410 / syncStateNotFound: start a new delta round
+│   └── ConcurrentUpdate       a storage compare-and-swap lost: read again and decide again
+└── FunctionFailed             what leaves a function in place of another library's exception
+                               (`sync.tracing`): its type, without its message
 ```
 
 The source-specific classes live beside their adapters; this module holds the tree's roots and
@@ -100,3 +102,9 @@ class DeltaExpired(SyncError):
     """Graph no longer knows the delta token (410 / syncStateNotFound): start a new round."""
 
     source: Source = "graph"
+
+
+class FunctionFailed(SyncError):
+    """Raised at a function's edge in place of an exception that is not the service's own: the
+    Functions host reports a failed invocation's exception, message included, to Application
+    Insights, and another library's message may quote what it was given (pydantic's does)."""

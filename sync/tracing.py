@@ -10,7 +10,9 @@ and links to the host's invocation. Runs the timer fans out do the opposite — 
 host's invocation, linked to the timer — so one cycle does not make one trace of every mailbox.
 
 A span that ends in an exception keeps the exception's type, never its message (`service_span`):
-a third-party exception may quote a payload, and a payload is a bank's customer data.
+a third-party exception may quote a payload, and a payload is a bank's customer data. For the
+same reason a function's span hands the host (which reports a failed invocation's exception)
+the service's own exceptions as they are, and any other as `FunctionFailed`, its type only.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from opentelemetry.trace import Link, Span, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from opentelemetry.util.types import AttributeValue
 
+from sync.errors import FunctionFailed, SyncError
 from sync.telemetry_pipeline import tracer
 
 TRACEPARENT: Final = "traceparent"
@@ -88,6 +91,19 @@ def service_span(
 
 
 @contextlib.contextmanager
+def _withheld_messages() -> Iterator[None]:
+    """Another library's exception leaves as `FunctionFailed`, with its traceback (code
+    locations, no values) and without its message or chained causes."""
+    try:
+        yield
+    except SyncError:
+        raise  # the service's own: messages hold identifiers only
+    except Exception as failure:
+        withheld = FunctionFailed(f"{type(failure).__name__} (message withheld)")
+        raise withheld.with_traceback(failure.__traceback__) from None
+
+
+@contextlib.contextmanager
 def invocation_span(
     name: str,
     *,
@@ -98,7 +114,7 @@ def invocation_span(
     """The span of one function invocation, a child of the host's invocation span (a new trace
     when the host gave none)."""
     parent = remote_context(host_traceparent, host_tracestate) or Context()
-    with service_span(name, context=parent, attributes=attributes) as span:
+    with _withheld_messages(), service_span(name, context=parent, attributes=attributes) as span:
         yield span
 
 
@@ -125,7 +141,8 @@ def message_span(
     else:
         parent, linked, role = host, sender, "sent_by"
     links = [Link(_span_context(linked), {LINK_ROLE: role})] if linked is not None else []
-    with service_span(
-        name, context=parent or Context(), links=links, attributes=attributes
-    ) as span:
+    with (
+        _withheld_messages(),
+        service_span(name, context=parent or Context(), links=links, attributes=attributes) as span,
+    ):
         yield span

@@ -4,6 +4,7 @@ calls share one trace id, read back from the exported spans."""
 from __future__ import annotations
 
 import json
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from opentelemetry.trace import SpanKind
 
 from local.host.invocation import host_traceparent
 from sync.content_cipher import new_data_key
+from sync.errors import FunctionFailed, StorageUnavailable
 from sync.graph.calendar import GraphCalendar
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
@@ -198,7 +200,8 @@ async def test_a_failed_span_keeps_the_exception_type_and_never_its_message(
     exported: Exported,
 ) -> None:
     """An exception's message may quote a payload (a customer's name, an answer): the function
-    spans and the HTTP dependency spans say only which exception ended them."""
+    spans and the HTTP dependency spans say only which exception ended them, and what leaves the
+    function for the host to report is `FunctionFailed`, the type without the message."""
     secret = "Jane Doe's answer: mortgage"
 
     def failing(request: httpx.Request) -> httpx.Response:
@@ -216,11 +219,20 @@ async def test_a_failed_span_keeps_the_exception_type_and_never_its_message(
         ):
             raise LookupError(secret)
 
-    with pytest.raises(httpx.ReadError, match="Jane Doe"):
+    with pytest.raises(FunctionFailed) as from_webhook:
         await webhook()
-    with pytest.raises(LookupError, match="Jane Doe"):
+    with pytest.raises(FunctionFailed) as from_worker:
         worker()
 
+    reported = [
+        "".join(traceback.format_exception(caught.value)) for caught in (from_webhook, from_worker)
+    ]
+    assert [str(caught.value) for caught in (from_webhook, from_worker)] == [
+        "ReadError (message withheld)",
+        "LookupError (message withheld)",
+    ]
+    assert "Jane Doe" not in "".join(reported), "neither the message nor a chained cause"
+    assert "await client.get" in reported[0], "the traceback still shows where it failed"
     spans = {s.name: s for s in exported.spans.get_finished_spans()}
     assert {name: s.status.description for name, s in spans.items()} == {
         "GET /v1.0/users": "ReadError",
@@ -229,3 +241,12 @@ async def test_a_failed_span_keeps_the_exception_type_and_never_its_message(
     }
     assert all(s.events == () for s in spans.values()), "no exception event with its message"
     assert "Jane Doe" not in json.dumps([s.to_json() for s in spans.values()])
+
+
+def test_the_services_own_failures_leave_a_function_as_they_are(exported: Exported) -> None:
+    """Their messages hold identifiers only, and say what an operator needs."""
+    with (
+        pytest.raises(StorageUnavailable, match="storage answered 503"),
+        invocation_span("staff_sync_timer", host_traceparent=None),
+    ):
+        raise StorageUnavailable("storage answered 503")
