@@ -37,6 +37,7 @@ from sync.coconut.webhook_models import (
 )
 from sync.errors import Permanent, Retryable, Source
 from sync.http_tracing import TracedTransport
+from sync.http_transport import PooledTransport
 from sync.imports.busy_time import BusyBlock
 
 PAGE_SIZE: Final = 100
@@ -255,7 +256,7 @@ class CoconutApi:
         self._owns_client = client is None
         self._client = client or httpx.AsyncClient(
             timeout=DEFAULT_TIMEOUT,
-            transport=TracedTransport(httpx.AsyncHTTPTransport(), peer="coconut"),
+            transport=TracedTransport(PooledTransport(), peer="coconut"),
         )
         self._max_attempts = max_attempts
         self._max_wait = max_wait

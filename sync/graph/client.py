@@ -18,6 +18,7 @@ from msgraph.graph_service_client import GraphServiceClient
 from msgraph_core import GraphClientFactory
 
 from sync.http_tracing import TracedTransport
+from sync.http_transport import PooledTransport
 from sync.settings import Settings
 
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
@@ -47,10 +48,8 @@ def _http_client(transport: httpx.AsyncBaseTransport | None) -> httpx.AsyncClien
         if not isinstance(m, RetryHandler)
     ]
     # Under every middleware, so each span shows the request as sent (sync.http_tracing).
-    traced = TracedTransport(transport or httpx.AsyncHTTPTransport(http2=False), peer="graph")
-    client = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=10.0), http2=False, transport=traced
-    )
+    traced = TracedTransport(transport or PooledTransport(), peer="graph")
+    client = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0), transport=traced)
     configured: httpx.AsyncClient = GraphClientFactory.create_with_custom_middleware(
         middleware=middleware, client=client
     )
