@@ -34,6 +34,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from azure.core.settings import settings as azure_settings
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, trace
 from opentelemetry._logs import SeverityNumber
@@ -183,6 +184,13 @@ def quiet_sdk_loggers() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def untrace_azure_sdk() -> None:
+    """The Azure SDK opens no spans: the service's own spans and records cover its storage calls
+    (and the SDK's would carry request URLs). Said once here because azure-core otherwise looks
+    it up in the environment on every call, about 3 % of a storage request's CPU."""
+    azure_settings.tracing_enabled.set_value(False)
+
+
 def use_pipeline(pipeline: Pipeline, records: logging.Handler) -> Callable[[], None]:
     """Emit spans and metrics to `pipeline` and the service's records to `records` only (never
     also to the root logger's handlers); a function that undoes it (for tests)."""
@@ -251,6 +259,7 @@ def configure_telemetry(environment: Mapping[str, str] | None = None) -> str:
         return target
     _configured = True
     quiet_sdk_loggers()
+    untrace_azure_sdk()
     trace_file = environment.get(TRACE_FILE_SETTING, "").strip()
     file_spans = [SimpleSpanProcessor(SpanFile(Path(trace_file)))] if trace_file else []
     records: logging.Handler

@@ -14,8 +14,9 @@ from typing import Any
 import httpx
 import pytest
 from azure.core.pipeline import PipelineContext, PipelineRequest
-from azure.core.pipeline.policies import HttpLoggingPolicy
+from azure.core.pipeline.policies import DistributedTracingPolicy, HttpLoggingPolicy
 from azure.core.rest import HttpRequest
+from azure.core.settings import settings as azure_settings
 from azure.monitor.opentelemetry.exporter._generated.exporter.models import MessageData
 from azure.monitor.opentelemetry.exporter.export.logs._exporter import _convert_log_to_envelope
 from opentelemetry.sdk._logs import LoggerProvider
@@ -38,6 +39,7 @@ from sync.telemetry import (
     report_staff_by_status,
     staff_context,
     telemetry_target,
+    untrace_azure_sdk,
 )
 from sync.trace_file import read_spans
 from sync.tracing import invocation_span
@@ -196,6 +198,25 @@ def test_a_service_record_is_exported_once_and_sdk_http_logs_never(
     # Nothing reached the root logger: not the service's record (it would be exported again),
     # not the SDKs' request lines (they carry the address in the URL).
     assert root_handler.records == []
+
+
+def test_the_azure_sdk_opens_no_span_even_when_its_environment_asks_for_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AZURE_TRACING_ENABLED", "true")
+    monkeypatch.setenv("AZURE_SDK_TRACING_IMPLEMENTATION", "opentelemetry")
+    monkeypatch.setattr(
+        azure_settings.tracing_enabled, "_user_value", azure_settings.tracing_enabled._user_value
+    )
+    request = PipelineRequest(
+        HttpRequest("GET", "https://account.table.core.windows.net/staff"), PipelineContext(None)
+    )
+
+    untrace_azure_sdk()
+    DistributedTracingPolicy().on_request(request)
+
+    assert DistributedTracingPolicy.TRACING_CONTEXT not in request.context
+    assert "traceparent" not in request.http_request.headers
 
 
 def test_with_the_platform_configured_too_a_record_is_still_exported_once(
