@@ -31,8 +31,9 @@ class Plan:
     notified_samples: int
     timer_samples: int
     timer_period: int
-    # quiet cycles: staff and measured cycles
+    # quiet cycles: staff, appointments ahead in each calendar, measured cycles
     quiet_staff: int
+    quiet_appointments: int
     quiet_cycles: int
     drain_cases: tuple[DrainCase, ...]
     cold_start_runs: int
@@ -67,6 +68,7 @@ FULL = Plan(
     timer_samples=8,
     timer_period=5,
     quiet_staff=50,
+    quiet_appointments=30,
     quiet_cycles=5,
     drain_cases=(
         DrainCase(mailboxes=1, creates=181, limit=60, window=10),
@@ -99,6 +101,7 @@ QUICK = Plan(
     timer_samples=3,
     timer_period=2,
     quiet_staff=5,
+    quiet_appointments=3,
     quiet_cycles=2,
     drain_cases=(
         # 100 mailboxes take too long for a quick run: the full run covers them.

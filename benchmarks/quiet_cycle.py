@@ -1,13 +1,14 @@
 """Quiet timer cycles: nothing changed anywhere, what does a cycle cost?
 
-Staff on Coconut's roster, each with a mailbox holding one synced appointment, notifications on
-(the production setting). After the bookings' syncs (each staff member's initial import round and
-subscription) and one warm-up cycle, the timer's cycle — `sync.cycle.PeriodicCycle`, the
-code the timer trigger runs — is started in-process against the same storage, and the Functions
-host's queue workers do the syncs. A cycle ends when every staff member's record shows a sync
-after its start and the work queue is empty. Graph and Coconut requests come from the emulators'
-counters; storage requests (the host's and the cycle's, queue polling included) from a counting
-pass-through in front of Azurite.
+Staff on Coconut's roster, each with a mailbox holding synced appointments ahead (a staff
+member's next weeks), notifications on (the production setting). After the bookings' syncs
+(each staff member's initial import round and subscription) and one warm-up cycle, the
+timer's cycle — `sync.cycle.PeriodicCycle`, the code the timer trigger runs — is started
+in-process against the same storage, and the Functions host's queue workers do the syncs. A
+cycle ends when every staff member's record shows a sync after its start and the work queue is
+empty. Graph and Coconut requests come from the emulators' counters; storage requests (the
+host's and the cycle's, queue polling included) from a counting pass-through in front of
+Azurite.
 """
 
 from __future__ import annotations
@@ -22,7 +23,15 @@ from benchmarks.plan import Plan
 from benchmarks.report import Figure, Section, number
 from benchmarks.settle import queue_drained
 from benchmarks.stacks import running_stack, storage_account
-from benchmarks.staff import book, enrol, graph_requests, new_coconut, sender, total_requests
+from benchmarks.staff import (
+    StaffMember,
+    book,
+    enrol,
+    graph_requests,
+    new_coconut,
+    sender,
+    total_requests,
+)
 from benchmarks.storage_meter import StorageMeter
 from local.azurite import Azurite
 from local.stack import COCONUT_API_KEY, LocalStack
@@ -32,6 +41,8 @@ from sync.storage.staff_table import TableStaffStore
 from sync.storage.work_queue import StorageWorkQueue
 
 TARGET_PER_STAFF = 1.0
+# Webhooks in flight while the calendars are filled.
+BOOKING_CONCURRENCY = 20
 TARGET_CPU_MS = 5.0
 
 
@@ -87,7 +98,7 @@ async def _cycle(
 
 
 async def measure(azurite: Azurite, plan: Plan) -> Section:
-    staff, cycles = plan.quiet_staff, plan.quiet_cycles
+    staff, appointments, cycles = plan.quiet_staff, plan.quiet_appointments, plan.quiet_cycles
     section = Section("quiet_cycle", "Quiet timer cycles", method=__doc__ or "")
     with StorageMeter(azurite) as meter:
         async with running_stack(
@@ -99,9 +110,15 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
         ) as stack:
             people = enrol(stack, staff)
             coconut = new_coconut()
+            slots = asyncio.Semaphore(BOOKING_CONCURRENCY)
             async with sender(stack) as coconut_sender:
+
+                async def deliver(person: StaffMember, number: int) -> None:
+                    async with slots:
+                        await coconut_sender.deliver(book(coconut, person, number))
+
                 await asyncio.gather(
-                    *(coconut_sender.deliver(book(coconut, person, 0)) for person in people)
+                    *(deliver(person, n) for n in range(appointments) for person in people)
                 )
             await queue_drained(azurite)
             ids = {person.staff_id for person in people}
@@ -128,6 +145,7 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
             f"≤ {TARGET_PER_STAFF:g}",
             per_staff <= TARGET_PER_STAFF,
         ),
+        Figure("quiet cycle: appointments ahead per staff member", appointments, ""),
         Figure(f"quiet cycle: Graph requests ({staff} staff)", cost.graph / cycles, ""),
         Figure(f"quiet cycle: Coconut requests ({staff} staff)", cost.coconut / cycles, ""),
         Figure(f"quiet cycle: storage requests ({staff} staff)", storage_total, ""),
@@ -138,7 +156,11 @@ async def measure(azurite: Azurite, plan: Plan) -> Section:
     rows += [(f"storage {kind}", count / cycles) for kind, count in sorted(cost.storage.items())]
     section.table_rows = [(name, number(v), number(v / staff)) for name, v in rows]
     section.notes += [
-        f"{staff} staff, {cycles} measured cycles (after one warm-up cycle); averages per cycle.",
+        f"{staff} staff with {appointments} appointments ahead each, {cycles} measured cycles "
+        "(after one warm-up cycle); averages per cycle.",
+        "A quiet pass reads the rows waiting for a run only, so its cost does not grow with the "
+        "calendar: when it read the working window's rows, a hundred appointments ahead made it "
+        "22.5 ms per staff member, against 4.4 ms with one (20 staff, same machine).",
         "Wall time runs from the cycle's start to the last staff member's sync, on one local "
         "host process; it includes the queue listener's idle polling (up to 2 s) and the "
         "cycle's own spread of the requests (staff/100 s).",

@@ -3,8 +3,13 @@
 Most of a bank's timer passes find nothing: no row waiting, an empty delta page, a subscription
 good for days. Under the lease such a pass costs two writes of the staff record (take, then give
 back with the outcome). Here it costs one: the record as this process last gave it back is read
-from memory, the pass looks (the working window's rows, one delta page), and if it found nothing
+from memory, the pass looks (the rows waiting for a run, one delta page), and if it found nothing
 it stores the new delta link and the outcome by compare-and-swap against that record's ETag.
+
+It reads the waiting rows only, never the working window's: a staff member with a hundred
+appointments ahead made every quiet pass read and decode a hundred rows (22.5 ms of CPU per pass
+against 4.4 ms with one). The count of events kept in the calendar stays as the last pass left
+it; the next pass with work recounts or adjusts it.
 
 It writes nothing else, so it needs no lease: Graph and Coconut are only read, and the swap
 fails if anyone wrote the record since (every lease taken or given back changes its ETag).
@@ -45,9 +50,8 @@ class QuietPass:
         self._importer = importer
         self._subscribes = subscribes
 
-    async def run(self, request: StaffSyncRequest, kept_since: datetime) -> StaffChanges | None:
-        """The changes stored if the pass was quiet; None if the regular pass must run.
-        `kept_since`: the start of the working window's rows (as the worker reads them)."""
+    async def run(self, request: StaffSyncRequest) -> StaffChanges | None:
+        """The changes stored if the pass was quiet; None if the regular pass must run."""
         if request.reason != "timer" or request.action != "sync" or request.full:
             return None
         record = self._lease.given_back(request.staff_id)
@@ -56,7 +60,7 @@ class QuietPass:
         if record is None or user is None:
             return None
         try:
-            return await self._look(request.staff_id, record, user, kept_since, now)
+            return await self._look(request.staff_id, record, user, now)
         except SyncError:
             return None  # the regular pass meets it again and deals with it (retry, full round)
 
@@ -65,11 +69,9 @@ class QuietPass:
         staff_id: str,
         record: StaffRecord,
         user: MailboxUser,
-        kept_since: datetime,
         now: datetime,
     ) -> StaffChanges | None:
-        rows = await self._links.current(staff_id, kept_since)
-        if any(row.pending or row.link.pending_create for row in rows):
+        if await self._links.pending(staff_id):
             return None
         cursor = await self._importer.quiet_round(user, record.cursor)
         if cursor is None:
@@ -77,7 +79,7 @@ class QuietPass:
         synced = Outcome.synced(
             now,
             reason=zone_note(user.time_zone),
-            event_count=sum(1 for row in rows if row.link.event_id),
+            event_count=record.outcome.event_count,
         )
         changes = StaffChanges(cursor=cursor, outcome=synced)
         try:

@@ -184,8 +184,7 @@ class StaffWorker:
 
     async def _run_in_turn(self, request: StaffSyncRequest) -> tuple[RunReport, str, int | None]:
         if self._quiet is not None:
-            kept_since = self._kept_since(datetime.now(UTC))
-            quiet = await self._quiet.run(request, kept_since)
+            quiet = await self._quiet.run(request)
             if quiet is not None:
                 return RunReport("synced", quiet), "", None
         try:

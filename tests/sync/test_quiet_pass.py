@@ -10,7 +10,7 @@ import pytest
 
 from sync.imports.busy_time import external_id_for
 from sync.lease import StaffLease
-from sync.ports import MailboxUser
+from sync.ports import MailboxUser, StaffItemRow
 from sync.staff_record import Roster, StaffChanges, StaffRecord
 from tests.sync.payloads import appointment_at, tomorrow
 from tests.sync.test_worker import MAIL, STAFF, Service, dentist, sync
@@ -35,6 +35,26 @@ class Writes:
 
         monkeypatch.setattr(store, "merge", counted_merge)
         monkeypatch.setattr(store, "create", counted_create)
+
+
+class RowsRead:
+    """The item keys of the staff rows every query returns."""
+
+    def __init__(self, service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.item_keys: list[str] = []
+        links = service.world.links
+        for name in ("rows", "current", "pending", "with_events", "written_after", "failing"):
+            monkeypatch.setattr(links, name, self._counted(getattr(links, name)))
+
+    def _counted(
+        self, query: Callable[..., Awaitable[list[StaffItemRow]]]
+    ) -> Callable[..., Awaitable[list[StaffItemRow]]]:
+        async def counted(*args: object, **kwargs: object) -> list[StaffItemRow]:
+            rows = await query(*args, **kwargs)
+            self.item_keys += [row.item_key for row in rows]
+            return rows
+
+        return counted
 
 
 async def settled(service: Service) -> MailboxUser:
@@ -118,3 +138,24 @@ async def test_a_record_another_process_wrote_since_gets_the_regular_pass() -> N
     after = await service.record()
     assert after.lease.until != given_back.lease.until, "under the lease"
     assert external_id_for(own) in service.world.coconut.blocks[STAFF]
+
+
+async def test_a_quiet_pass_reads_none_of_the_rows_of_the_appointments_ahead(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a quiet pass costs does not grow with the staff member's calendar."""
+    service = Service()
+    await settled(service)
+    for number in range(2, 12):
+        await service.deliver(appointment_at(1, coconut_id=f"A-{1000 + number}", starts=tomorrow()))
+    await service.run()
+    await service.run(sync("timer"))  # the round that lists the events just made
+    reads = RowsRead(service, monkeypatch)
+    writes = Writes(service, monkeypatch)
+
+    report = await service.run(sync("timer"))
+
+    assert report.outcome == "synced"
+    assert writes.count == 1, "the quiet pass, not the regular one"
+    assert reads.item_keys == []
+    assert (await service.record()).outcome.event_count == 11
