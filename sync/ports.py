@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Protocol
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
 
 from sync.coconut.api import CoconutUser
 from sync.coconut.webhook_models import Appointment, Unavailability
@@ -167,6 +167,11 @@ class ItemFailure:
     retry_at: datetime
 
 
+# The end a row reads with when it has none (a merge brought it back bare): no bounded read
+# (`ItemLinks.current`, `ItemLinks.since_round`) returns it, in Table Storage or in memory.
+NO_END: Final = datetime.min.replace(tzinfo=UTC)
+
+
 @dataclass(frozen=True)
 class StaffItemRow:
     """One item in one staff member's partition: its link, and whether it waits for a run."""
@@ -182,6 +187,9 @@ class StaffItemRow:
     failure: ItemFailure | None = None
     # When a delivery last marked it pending (None: not known).
     pending_since: datetime | None = None
+    # When the item ends, as its deliveries said (None: not known, inside every bounded read;
+    # `NO_END` for a row that lost its end, outside every one). Read rows only.
+    ends: datetime | None = None
 
     @property
     def item_key(self) -> str:
@@ -232,8 +240,12 @@ class ItemLinks(Protocol):
         """The rows whose link names one of these Graph events."""
         ...
 
-    async def written_after(self, staff_id: str, round_mark: str) -> list[StaffItemRow]:
-        """The rows whose event was last written after that delta round (`WrittenAfter`)."""
+    async def since_round(
+        self, staff_id: str, round_mark: str, ending_after: datetime
+    ) -> list[StaffItemRow]:
+        """The rows of the items that end after `ending_after` whose event was last written
+        after that delta round (`WrittenAfter`), and those waiting for a run: what an
+        incremental round starts from (a part of `current`)."""
         ...
 
     async def failing(self, staff_id: str) -> list[StaffItemRow]:

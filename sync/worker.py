@@ -264,15 +264,8 @@ class StaffWorker:
         now = datetime.now(UTC)
         # Only what the pass needs, never the whole history: the rows waiting for a run, and
         # for a full pass those of the items still inside the working window.
-        imports = _imports(request, record) and self._importer is not None
-        in_window: list[StaffItemRow] | None = None
         if request.full:
             rows = await self._links.current(staff_id, self._kept_since(now))
-        elif imports:
-            # One read for both halves: the import needs the working window's rows, and those
-            # waiting for a run are among them (a quiet timer pass reads nothing else).
-            in_window = await self._links.current(staff_id, self._kept_since(now))
-            rows = [r for r in in_window if r.pending or r.link.pending_create]
         else:
             rows = await self._links.pending(staff_id)
         if request.reason == "reconcile" and not any(
@@ -330,12 +323,8 @@ class StaffWorker:
             )
             if _imports(request, record):
                 if self._importer is not None:
-                    # The rows as the export left them: as read, if it had nothing to write.
-                    unchanged = in_window if not work else None
                     learned = learned.then(
-                        await self._import(
-                            staff_id, user, record, full=request.full, rows=unchanged
-                        )
+                        await self._import(staff_id, user, record, full=request.full)
                     )
                     event_count = learned.outcome.event_count if learned.outcome else event_count
                 if self._subscriptions is not None:
@@ -385,27 +374,38 @@ class StaffWorker:
         return StaffChanges(subscription=state)
 
     async def _import(
-        self,
-        staff_id: str,
-        user: MailboxUser,
-        record: StaffRecord,
-        *,
-        full: bool,
-        rows: list[StaffItemRow] | None = None,
+        self, staff_id: str, user: MailboxUser, record: StaffRecord, *, full: bool
     ) -> StaffChanges:
         """Outlook busy time into Coconut; Outlook edits of Coconut-owned events are repaired.
-        `rows`: the working window's rows as they stand, if the pass has them already."""
+        The rows are read as the export left them, and only those the round needs (`OwnEvents`):
+        an incremental round starts from the rows written since the round it continues from
+        and those waiting, and looks up any other event it lists by its id; a full round reads
+        the working window's rows. A staff member's calendar then costs a round nothing unless
+        the round lists it."""
         assert self._importer is not None
         kept_since = self._kept_since(datetime.now(UTC))
-        if rows is None:
-            rows = await self._links.current(staff_id, kept_since)  # as the export left them
+        cursor = record.cursor
+        if record.mailbox.user_id and record.mailbox.user_id != user.id:
+            # The e-mail now names another Microsoft 365 user: the old mailbox's delta link
+            # says nothing about this one.
+            cursor = cursor.model_copy(update={"delta_link": ""})
+        incremental = not full and bool(cursor.delta_link) and bool(cursor.round_mark)
+        if incremental:
+            rows = await self._links.since_round(staff_id, cursor.round_mark, kept_since)
+        else:
+            rows = await self._links.current(staff_id, kept_since)
         own = _own_events(rows)
         older: list[StaffItemRow] = []
+        window: list[StaffItemRow] = []
 
         async def look_up(event_ids: set[str]) -> dict[str, OwnEvent]:
             found = await self._links.with_events(staff_id, event_ids)
             older.extend(found)
             return _own_events(found)
+
+        async def read_window() -> dict[str, OwnEvent]:
+            window.extend(await self._links.current(staff_id, kept_since))
+            return _own_events(window)
 
         # A create whose answer was lost made an event no link names yet: found by its
         # Coconut id, so that it is not imported back as the staff member's own busy time.
@@ -419,13 +419,9 @@ class StaffWorker:
                     continue  # this item's own trouble: its row already says so
                 for event in found:
                     own[event.id] = OwnEvent(row.item_key, None)
-        event_count = len(own)
-        cursor = record.cursor
-        if record.mailbox.user_id and record.mailbox.user_id != user.id:
-            # The e-mail now names another Microsoft 365 user: the old mailbox's delta link
-            # says nothing about this one.
-            cursor = cursor.model_copy(update={"delta_link": ""})
-        own_events = OwnEvents(own, since=kept_since, look_up=look_up)
+        own_events = OwnEvents(
+            own, since=kept_since, look_up=look_up, window=read_window if incremental else None
+        )
 
         async def before_writes() -> None:
             # Stored at once, before Coconut changes: a pass that fails (or a host that dies)
@@ -444,14 +440,18 @@ class StaffWorker:
             await self._writer.repair_drift(
                 staff_id,
                 user,
-                [*rows, *older],
+                [*rows, *window, *older],  # the last read of a row wins
                 fresh,
                 drifted,
                 round_mark=outcome.cursor.round_mark,
             )
+        if own_events.window is not None:
+            # The window was not read: the count stays as the export left it.
+            return StaffChanges(cursor=outcome.cursor)
         # Counted from the links themselves (the working window's events): exact whatever
         # passes ran before.
-        return StaffChanges(cursor=outcome.cursor, outcome=Outcome(event_count=event_count))
+        counted = Outcome(event_count=len(own_events.current))
+        return StaffChanges(cursor=outcome.cursor, outcome=counted)
 
     async def _read_listings(self, request: StaffSyncRequest, record: StaffRecord) -> StaffChanges:
         """Record the staff member's listings from Coconut (onboarding, or the scheduled
@@ -677,7 +677,9 @@ def listing_window_start(record: StaffRecord, now: datetime, retention: timedelt
 def _own_events(rows: list[StaffItemRow]) -> dict[str, OwnEvent]:
     """The events the export wrote, by Graph event id, as the rows name them."""
     return {
-        row.link.event_id: OwnEvent(row.item_key, row.link.change_key, row.link.written_after)
+        row.link.event_id: OwnEvent(
+            row.item_key, row.link.change_key, row.link.written_after, ends=row.ends
+        )
         for row in rows
         if row.link.event_id
     }

@@ -56,22 +56,39 @@ class OwnEvent:
     change_key: str | None
     # The delta round completed when the export last wrote it (`ImportCursor.round_mark`).
     written_after: str = ""
+    # When its item ends (None: not known).
+    ends: datetime | None = None
 
 
-@dataclass(frozen=True)
+@dataclass
 class OwnEvents:
-    """The service's own events in one mailbox, as a round needs them: those of the items that
-    end after `since` (read at once), and older ones looked up by event id only when a round
-    lists one, so that a round's cost does not grow with the staff member's history."""
+    """The service's own events in one mailbox, as a round needs them, so that a round's cost
+    grows with what it lists, never with the staff member's calendar or history.
+
+    A full round lists the whole window: it reads the own events of the items that end after
+    `since` at once (`window`, then `current`). An incremental round lists what changed: it
+    starts from `current` (the events written since the round it continues from) and looks up
+    any other event it lists by its id. Older events (ending before `since`) are looked up by id
+    in either case, when a round lists one."""
 
     current: Mapping[str, OwnEvent]
     since: datetime | None = None  # None: `current` holds every own event
     look_up: Callable[[set[str]], Awaitable[Mapping[str, OwnEvent]]] | None = None
+    # Reads the working window's own events; None once read, or when `current` holds them.
+    window: Callable[[], Awaitable[Mapping[str, OwnEvent]]] | None = None
+
+    async def for_full_round(self) -> None:
+        """Read the working window's own events, if not read yet."""
+        if self.window is not None:
+            self.current = {**await self.window(), **self.current}
+            self.window = None
 
     async def among(self, items: list[dict[str, Any]]) -> dict[str, OwnEvent]:
         """`current`, and the own events among the listed items that end before `since` (an
         Outlook edit of an old appointment's event is still not imported as busy time)."""
         known = dict(self.current)
+        if self.window is not None and self.look_up is not None:
+            return {**known, **await self._listed(items, known, self.look_up)}
         if self.since is None or self.look_up is None:
             return known
         # A day's margin: an all-day event's end in the mailbox's zone is not the item's.
@@ -88,6 +105,37 @@ class OwnEvents:
         if older:
             known.update(await self.look_up(older))
         return known
+
+    async def _listed(
+        self,
+        items: list[dict[str, Any]],
+        known: Mapping[str, OwnEvent],
+        look_up: Callable[[set[str]], Awaitable[Mapping[str, OwnEvent]]],
+    ) -> dict[str, OwnEvent]:
+        """The own events among the listed items `known` does not hold, the window unread:
+        looked up by id, and kept as a window read would have found them (an item that ends
+        inside the window) or as `among` looks older ones up (listed, not removed, ending
+        before `since`). An old event's removal is a person tidying up their history."""
+        wanted = {
+            event_id
+            for item in items
+            if isinstance(event_id := item.get("id"), str) and event_id not in known
+        }
+        if not wanted:
+            return {}
+        bound = self.since + timedelta(days=1) if self.since is not None else None
+        older = {
+            item.get("id")
+            for item in items
+            if "@removed" not in item
+            and (ends := event_end(item)) is not None
+            and (bound is None or ends <= bound)
+        }
+        return {
+            event_id: own
+            for event_id, own in (await look_up(wanted)).items()
+            if self.since is None or own.ends is None or own.ends > self.since or event_id in older
+        }
 
 
 @dataclass
@@ -134,6 +182,7 @@ class BusyTimeImporter:
         initialised_at = cursor.initialised_at or now
         window = import_window(initialised_at, now, self._horizon_days)
         if full or _needs_full_round(cursor, now):
+            await own.for_full_round()
             return await self._full_round(
                 staff_id, user, initialised_at, window, own, now, before_writes
             )
@@ -141,6 +190,7 @@ class BusyTimeImporter:
             return await self._incremental(staff_id, user, cursor, window, own, before_writes)
         except DeltaExpired:
             # Graph forgot the token: start a fresh round over the whole window.
+            await own.for_full_round()
             return await self._full_round(
                 staff_id, user, initialised_at, window, own, now, before_writes
             )

@@ -9,13 +9,12 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Final
 
 from sync.desired_state import DesiredItem, readable_part
 from sync.errors import ConcurrentUpdate, ContentUnreadable
 from sync.export.planning import EventLink
 from sync.memory.faults import Faults
-from sync.ports import ItemFailure, LinkSave, StaffItemRow, StoredItem
+from sync.ports import NO_END, ItemFailure, LinkSave, StaffItemRow, StoredItem
 from sync.staff_record import Roster, StaffChanges, StaffRecord
 from sync.work import (
     QueuedWork,
@@ -118,11 +117,6 @@ class _LinkRow:
     pending_since: datetime | None = None
 
 
-# A row a merge brings back after it was deleted has no end column: no bound reads it (unless
-# it waits for a run), as in Table Storage, where a filter on a missing column is false.
-_NO_ENDS: Final = datetime.min.replace(tzinfo=UTC)
-
-
 def _waiting(row: _LinkRow) -> bool:
     return row.pending or row.link.pending_create
 
@@ -167,8 +161,14 @@ class MemoryItemLinks:
         wanted = set(event_ids)
         return self._select(staff_id, lambda r: r.link.event_id in wanted)
 
-    async def written_after(self, staff_id: str, round_mark: str) -> list[StaffItemRow]:
-        return self._select(staff_id, lambda r: r.link.written_after == round_mark)
+    async def since_round(
+        self, staff_id: str, round_mark: str, ending_after: datetime
+    ) -> list[StaffItemRow]:
+        def wanted(row: _LinkRow) -> bool:
+            in_window = row.ends is None or row.ends > ending_after
+            return (row.link.written_after == round_mark and in_window) or _waiting(row)
+
+        return self._select(staff_id, wanted)
 
     async def failing(self, staff_id: str) -> list[StaffItemRow]:
         return self._select(staff_id, lambda r: r.failure is not None)
@@ -183,6 +183,7 @@ class MemoryItemLinks:
                 row.etag,
                 failure=row.failure,
                 pending_since=row.pending_since if row.pending else None,
+                ends=row.ends,
             )
             for row in self.partitions.get(staff_id, {}).values()
             if wanted(row)
@@ -214,7 +215,7 @@ class MemoryItemLinks:
             return StaffItemRow(row.staff_id, link, row.pending and not done, written.etag)
         # Changed since read (a newer delivery): write the link, never clear the mark.
         pending = current.pending if current is not None else False
-        ends = current.ends if current is not None else _NO_ENDS
+        ends = current.ends if current is not None else NO_END
         kept = _LinkRow(link, pending, self._etags.new(), failure, ends)
         rows[link.item_key] = kept
         return StaffItemRow(row.staff_id, link, True, kept.etag, keep_pending=True)
@@ -225,7 +226,7 @@ class MemoryItemLinks:
         current = rows.get(row.item_key)
         # A row deleted meanwhile comes back bare, as a merge into Table Storage writes it.
         link = current.link if current is not None else EventLink(item_key=row.item_key)
-        ends = current.ends if current is not None else _NO_ENDS
+        ends = current.ends if current is not None else NO_END
         rows[row.item_key] = _LinkRow(link, True, self._etags.new(), failure, ends)
 
     async def forget(self, row: StaffItemRow) -> bool:

@@ -24,7 +24,7 @@ from azure.data.tables import UpdateMode
 from sync.concurrency import all_settled
 from sync.export.planning import EventLink
 from sync.names import STAFF_ITEMS_TABLE
-from sync.ports import ItemFailure, LinkSave, StaffItemRow
+from sync.ports import NO_END, ItemFailure, LinkSave, StaffItemRow
 from sync.storage.account import StorageAccount, guarded
 from sync.storage.keys import from_table_key, table_key
 
@@ -89,6 +89,7 @@ def _row(entity: dict[str, Any]) -> StaffItemRow:
         etag=str(entity.metadata["etag"]) if hasattr(entity, "metadata") else "",
         failure=_failure(entity),
         pending_since=marked if isinstance(marked := entity.get("PendingAt"), datetime) else None,
+        ends=ends if isinstance(ends := entity.get("Ends"), datetime) else NO_END,
     )
 
 
@@ -189,8 +190,14 @@ class TableItemLinks:
         found = await all_settled(chunk(ids) for ids in chunks)
         return [row for rows in found for row in rows]
 
-    async def written_after(self, staff_id: str, round_mark: str) -> list[StaffItemRow]:
-        return await self._query(staff_id, "WrittenAfter eq @mark", {"mark": round_mark})
+    async def since_round(
+        self, staff_id: str, round_mark: str, ending_after: datetime
+    ) -> list[StaffItemRow]:
+        return await self._query(
+            staff_id,
+            f"( WrittenAfter eq @mark and Ends gt @after ) or {_WAITING}",
+            {"mark": round_mark, "after": ending_after},
+        )
 
     async def failing(self, staff_id: str) -> list[StaffItemRow]:
         return await self._query(staff_id, "Failures gt 0", {})

@@ -420,17 +420,23 @@ async def test_rows_are_found_by_their_events(item_links: ItemLinks) -> None:
     assert await item_links.with_events(staff_id, []) == []
 
 
-async def test_rows_written_after_a_round_and_failing_rows_are_read_alone(
+async def test_rows_written_since_a_round_and_failing_rows_are_read_alone(
     item_links: ItemLinks,
 ) -> None:
     staff_id = unique("U")
-    before, after, broken = (f"appointment:{unique('A')}" for _ in range(3))
-    for key, mark in ((before, "round-1"), (after, "round-2")):
-        await item_links.mark_pending([staff_id], key, ends=SINCE)
+    before, after, ended, broken = (f"appointment:{unique('A')}" for _ in range(4))
+    for key, mark, ends in (
+        (before, "round-1", SINCE),
+        (after, "round-2", SINCE),
+        (ended, "round-2", SINCE - timedelta(days=2)),
+    ):
+        await item_links.mark_pending([staff_id], key, ends=ends)
         link = EventLink(item_key=key, event_id=unique("ev"), written_after=mark)
         await item_links.save_link(await the_row(item_links, staff_id, key), link, done=True)
     await item_links.mark_pending([staff_id], broken, ends=SINCE)
     await item_links.record_failure(await the_row(item_links, staff_id, broken), failing())
 
-    assert [r.item_key for r in await item_links.written_after(staff_id, "round-2")] == [after]
+    since = await item_links.since_round(staff_id, "round-2", SINCE - timedelta(days=1))
+    assert sorted(r.item_key for r in since) == sorted([after, broken]), "in the window, waiting"
+    assert {r.ends for r in since} == {SINCE}, "each with its item's end"
     assert [r.item_key for r in await item_links.failing(staff_id)] == [broken]

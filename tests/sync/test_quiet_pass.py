@@ -10,10 +10,10 @@ import pytest
 
 from sync.imports.busy_time import external_id_for
 from sync.lease import StaffLease
-from sync.ports import MailboxUser, StaffItemRow
+from sync.ports import MailboxUser
 from sync.staff_record import Roster, StaffChanges, StaffRecord
 from tests.sync.payloads import appointment_at, tomorrow
-from tests.sync.test_worker import MAIL, STAFF, Service, dentist, sync
+from tests.sync.test_worker import MAIL, STAFF, RowsRead, Service, dentist, sync
 
 
 class Writes:
@@ -35,26 +35,6 @@ class Writes:
 
         monkeypatch.setattr(store, "merge", counted_merge)
         monkeypatch.setattr(store, "create", counted_create)
-
-
-class RowsRead:
-    """The item keys of the staff rows every query returns."""
-
-    def __init__(self, service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.item_keys: list[str] = []
-        links = service.world.links
-        for name in ("rows", "current", "pending", "with_events", "written_after", "failing"):
-            monkeypatch.setattr(links, name, self._counted(getattr(links, name)))
-
-    def _counted(
-        self, query: Callable[..., Awaitable[list[StaffItemRow]]]
-    ) -> Callable[..., Awaitable[list[StaffItemRow]]]:
-        async def counted(*args: object, **kwargs: object) -> list[StaffItemRow]:
-            rows = await query(*args, **kwargs)
-            self.item_keys += [row.item_key for row in rows]
-            return rows
-
-        return counted
 
 
 async def settled(service: Service) -> MailboxUser:

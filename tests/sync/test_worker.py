@@ -5,6 +5,7 @@ throttles it. (Random interleavings of all of this are the state machine's:
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -18,7 +19,7 @@ from sync.imports.busy_time import external_id_for
 from sync.lease import StaffLease
 from sync.memory.faults import Crash
 from sync.memory.world import MemoryWorld
-from sync.ports import MailboxUser
+from sync.ports import MailboxUser, StaffItemRow
 from sync.staff_record import Connection, Roster, StaffChanges, StaffRecord
 from sync.work import StaffSyncRequest
 from sync.worker import SPECIAL_RETRY_SECONDS, RunReport, StaffWorker, _back_off
@@ -64,6 +65,26 @@ class Service:
 
     def events(self, user: MailboxUser) -> list[str | None]:
         return [e.coconut_key for e in self.world.calendar.live_events(user.id)]
+
+
+class RowsRead:
+    """The item keys of the staff rows every query returns."""
+
+    def __init__(self, service: Service, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.item_keys: list[str] = []
+        links = service.world.links
+        for name in ("rows", "current", "pending", "with_events", "since_round", "failing"):
+            monkeypatch.setattr(links, name, self._counted(getattr(links, name)))
+
+    def _counted(
+        self, query: Callable[..., Awaitable[list[StaffItemRow]]]
+    ) -> Callable[..., Awaitable[list[StaffItemRow]]]:
+        async def counted(*args: object, **kwargs: object) -> list[StaffItemRow]:
+            rows = await query(*args, **kwargs)
+            self.item_keys += [row.item_key for row in rows]
+            return rows
+
+        return counted
 
 
 def sync(reason: str = "webhook", *, full: bool = False) -> StaffSyncRequest:
@@ -390,3 +411,28 @@ def test_a_paced_run_comes_back_on_the_second_before_the_window_has_room() -> No
     assert changes.outcome.throttled_until is not None
     left = changes.outcome.throttled_until - datetime.now(UTC)
     assert timedelta(seconds=8) < left <= timedelta(seconds=9) - timedelta(seconds=0.4)
+
+
+async def test_an_import_round_reads_the_rows_of_the_events_it_lists_only() -> None:
+    """A notification's round lists what changed in Outlook: the appointments ahead cost it
+    nothing, while an own event a person edited is still recognised and repaired."""
+    service = Service()
+    user = service.mailbox()
+    for number in range(1, 11):
+        await service.deliver(appointment_at(1, coconut_id=f"A-{1000 + number}", starts=tomorrow()))
+    await service.run()  # the events, the listings and a first delta round
+    await service.run(sync("timer"))  # the round that lists the events just made
+    [edited, *_] = service.world.calendar.live_events(user.id)
+    service.world.calendar.person_edit(user.id, edited.id, {"subject": "Edited by me"})
+    own = service.world.calendar.person_create(user.id, dentist())
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        reads = RowsRead(service, monkeypatch)
+
+        report = await service.run(sync("notification"))
+
+    assert report.outcome == "synced"
+    assert reads.item_keys == [edited.coconut_key], "the edited event's row, by its id"
+    assert list(service.world.coconut.blocks[STAFF]) == [external_id_for(own)]
+    repaired = service.world.calendar.live_events(user.id)
+    assert "Edited by me" not in {event.body.get("subject") for event in repaired}
+    assert (await service.record()).outcome.event_count == 10

@@ -1,10 +1,10 @@
 """A staff member's history: what a pass does with items that ended long ago.
 
-A pass reads the rows waiting for it and, for a full pass or an import, the items whose
-content is still kept (`SYNC_CONTENT_RETENTION_DAYS`): never the whole history. Older items are
-history. Their events are still the service's own (never imported back as the staff member's
-busy time, looked up by event id when a round lists one) and Coconut's listings never reach
-back to them (their content was purged and must not come back)."""
+A pass reads the rows waiting for it and, for a full pass or a full import round, the items
+whose content is still kept (`SYNC_CONTENT_RETENTION_DAYS`): never the whole history. Older
+items are history. Their events are still the service's own (never imported back as the staff
+member's busy time, looked up by event id when a round lists one) and Coconut's listings never
+reach back to them (their content was purged and must not come back)."""
 
 from __future__ import annotations
 
@@ -99,3 +99,25 @@ async def test_onboarding_never_reads_coconut_further_back_than_the_content_is_k
     held = await world.items.load(["appointment:A-OLD", "appointment:A-RECENT"])
     assert held["appointment:A-OLD"] is None, "purged content is not brought back"
     assert held["appointment:A-RECENT"] is not None
+
+
+async def test_a_person_deleting_an_old_appointments_event_is_left_alone() -> None:
+    """Tidying up one's history in Outlook: the service does not put the event back."""
+    world = MemoryWorld()  # content kept 30 days
+    user = await connected_long_ago(world, days=90)
+    old = ended_days_ago(40, "A-OLD")
+    world.coconut.apply(old)
+    await world.items.record(old)
+    worker = world.worker()
+    await worker.run(request("webhook"))  # its event is written
+    await worker.run(request("timer"))  # the first round lists it
+    [event] = world.calendar.live_events(user.id)
+    requests = world.calendar.requests
+
+    world.calendar.person_delete(user.id, event.id)
+    report = await worker.run(request("notification"))
+
+    assert report.outcome == "synced"
+    assert world.calendar.live_events(user.id) == []
+    assert world.calendar.requests - requests == 1, "the delta round only"
+    assert world.coconut.blocks[STAFF] == {}
