@@ -257,7 +257,9 @@ class MemoryItemLinks:
         row = self.partitions.get(staff_id, {}).get(item_key)
         if row is None:
             return None
-        return StaffItemRow(staff_id, row.link, row.pending, row.etag, failure=row.failure)
+        return StaffItemRow(
+            staff_id, row.link, row.pending, row.etag, failure=row.failure, ends=row.ends
+        )
 
     async def pending_by_staff(self) -> Counter[str]:
         self._faults.check(STORAGE)
