@@ -11,10 +11,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sync.coconut.webhook_models import AppointmentChange
+from sync.memory.calendar import MemoryEvent
 from sync.memory.world import MemoryWorld
 from sync.ports import MailboxUser
 from sync.staff_record import ImportCursor, Roster, StaffChanges
 from sync.work import StaffSyncRequest
+from sync.worker import StaffWorker
 from tests.sync.payloads import appointment_at
 
 STAFF = "U-42"
@@ -45,15 +47,24 @@ async def connected_long_ago(world: MemoryWorld, days: int) -> MailboxUser:
     return user
 
 
-async def test_an_old_appointments_event_is_never_imported_as_busy_time() -> None:
-    world = MemoryWorld()  # content kept 30 days
+async def old_event_written(
+    world: MemoryWorld, ended_days: int
+) -> tuple[MailboxUser, StaffWorker, MemoryEvent]:
+    """A staff member connected 90 days ago with an appointment that ended `ended_days` days
+    ago, its event written by a webhook's run."""
     user = await connected_long_ago(world, days=90)
-    old = ended_days_ago(60, "A-OLD")
+    old = ended_days_ago(ended_days, "A-OLD")
     world.coconut.apply(old)
     await world.items.record(old)
     worker = world.worker()
-    await worker.run(request("webhook"))  # its event is written
+    await worker.run(request("webhook"))
     [event] = world.calendar.live_events(user.id)
+    return user, worker, event
+
+
+async def test_an_old_appointments_event_is_never_imported_as_busy_time() -> None:
+    world = MemoryWorld()  # content kept 30 days
+    user, worker, event = await old_event_written(world, ended_days=60)
 
     # The first import round lists the whole window, this event included; then a person
     # edits it, and the next round lists it again.
@@ -104,14 +115,8 @@ async def test_onboarding_never_reads_coconut_further_back_than_the_content_is_k
 async def test_a_person_deleting_an_old_appointments_event_is_left_alone() -> None:
     """Tidying up one's history in Outlook: the service does not put the event back."""
     world = MemoryWorld()  # content kept 30 days
-    user = await connected_long_ago(world, days=90)
-    old = ended_days_ago(40, "A-OLD")
-    world.coconut.apply(old)
-    await world.items.record(old)
-    worker = world.worker()
-    await worker.run(request("webhook"))  # its event is written
+    user, worker, event = await old_event_written(world, ended_days=40)
     await worker.run(request("timer"))  # the first round lists it
-    [event] = world.calendar.live_events(user.id)
     requests = world.calendar.requests
 
     world.calendar.person_delete(user.id, event.id)
