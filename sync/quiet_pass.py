@@ -99,7 +99,7 @@ def _quiet_candidate(
     if record is None or is_held(record) or record.rerun.requested:
         return None
     outcome = record.outcome
-    if outcome.status != "Syncing" or outcome.failures:
+    if outcome.status != "Syncing" or outcome.failures or outcome.count_unsure:
         return None
     if outcome.throttled_until is not None and outcome.throttled_until > now:
         return None

@@ -97,6 +97,9 @@ class Outcome(_Group):
     # Consecutive runs that failed for a reason that may pass (5xx, unreachable), and since when.
     failures: int = 0
     failing_since: datetime | None = None
+    # A run gave up part way, perhaps after writing to the calendar: `event_count`, kept up
+    # from each pass's own changes, may be off until a pass counts the links again.
+    count_unsure: bool = False
 
     @classmethod
     def synced(cls, at: datetime, *, reason: str, event_count: int) -> Outcome:
@@ -109,6 +112,7 @@ class Outcome(_Group):
             event_count=event_count,
             failures=0,
             failing_since=None,
+            count_unsure=False,
         )
 
 

@@ -329,6 +329,10 @@ class StaffWorker:
                     event_count = learned.outcome.event_count if learned.outcome else event_count
                 if self._subscriptions is not None:
                     learned = learned.then(await self._subscribe(staff_id, user, record))
+            if record.outcome.count_unsure or export.count_unsure:
+                # The changes alone do not say how many events there are now (a run gave up
+                # after writing, or an earlier create's event was found): count the links.
+                event_count = await self._count_events(staff_id)
         except Permanent as failure:
             counted = learned.then(StaffChanges(outcome=Outcome(event_count=event_count)))
             # A mailbox Graph cannot serve heals in Exchange, not here: a warning, and the
@@ -508,6 +512,11 @@ class StaffWorker:
             and item.resource.end > outcome.window_start
         }
 
+    async def _count_events(self, staff_id: str) -> int:
+        """The staff member's events in the working window, as their links name them."""
+        rows = await self._links.current(staff_id, self._kept_since(datetime.now(UTC)))
+        return len(_own_events(rows))
+
     def _kept_since(self, now: datetime) -> datetime:
         """Items that ended before this are history: their content is gone or going
         (`sync.retention`), and a full pass or an import round reads only the rows of the
@@ -602,16 +611,21 @@ def _back_off(record: StaffRecord, transient: Retryable) -> tuple[float, StaffCh
         # arriving up to a second late. Requests meanwhile are dropped until just before then.
         delay = float(math.floor(transient.delay))
         until = now + timedelta(seconds=max(0.0, delay - PACED_MARGIN_SECONDS))
-        return delay, StaffChanges(outcome=Outcome(throttled_until=until))
+        return delay, StaffChanges(outcome=Outcome(throttled_until=until, count_unsure=True))
     if transient.status == 429:
         until = now + timedelta(seconds=transient.delay)
-        return transient.delay, StaffChanges(outcome=Outcome(throttled_until=until))
+        return transient.delay, StaffChanges(
+            outcome=Outcome(throttled_until=until, count_unsure=True)
+        )
     failures = record.outcome.failures + 1
     since = record.outcome.failing_since or now
     growing = RUN_BACKOFF_FIRST * 2 ** min(failures - 1, 16)
     delay = max(transient.delay, min(RUN_BACKOFF_CAP, growing))
     outcome = Outcome(
-        throttled_until=now + timedelta(seconds=delay), failures=failures, failing_since=since
+        throttled_until=now + timedelta(seconds=delay),
+        failures=failures,
+        failing_since=since,
+        count_unsure=True,
     )
     if now - since >= RUN_ERROR_AFTER:
         reason = (
@@ -625,6 +639,7 @@ def _back_off(record: StaffRecord, transient: Retryable) -> tuple[float, StaffCh
             throttled_until=now + timedelta(seconds=delay),
             failures=failures,
             failing_since=since,
+            count_unsure=True,
         )
     return delay, StaffChanges(outcome=outcome)
 

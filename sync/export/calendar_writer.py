@@ -70,6 +70,10 @@ class ExportOutcome:
     # Events an earlier, unconfirmed create had made, found and taken on by this run: the
     # import may have seen them before anyone knew they were the service's own.
     adopted: list[str] = field(default_factory=list)
+    # The counts above do not say how many events there are now: an earlier create, whose
+    # answer never came, had made an event that this run found (taken on, or removed), or an
+    # event a person deleted was made anew.
+    count_unsure: bool = False
     errors: dict[str, SyncError] = field(default_factory=dict, repr=False)
 
 
@@ -317,6 +321,7 @@ class CalendarWriter:
                     )
                     await self._create(staff_id, user, row, recreate, outcome, round_mark)
                     outcome.created += 1
+                    outcome.count_unsure = True
                     return
                 link = EventLink(
                     item_key=change.item_key,
@@ -337,6 +342,7 @@ class CalendarWriter:
                     await self._calendar.delete_event(user.id, event.id)
                 await self._drop(row, forget_link)
                 outcome.removed += 1
+                outcome.count_unsure = True
             case ForgetLink():
                 await self._drop(row, forget=True)
 
@@ -393,6 +399,7 @@ class CalendarWriter:
         for extra in found[1:]:  # never leave two events for one item
             await self._calendar.delete_event(user.id, extra.id)
         outcome.adopted.append(found[0].id)
+        outcome.count_unsure = True
         return await self._calendar.update_event(user.id, found[0].id, body)
 
     async def _post(

@@ -52,6 +52,7 @@ COLUMNS: Final[Mapping[tuple[str, str], str]] = {
     ("outcome", "throttled_until"): "ThrottledUntil",
     ("outcome", "failures"): "Failures",
     ("outcome", "failing_since"): "FailingSince",
+    ("outcome", "count_unsure"): "EventCountUnsure",
     ("connection", "disconnected"): "Disconnected",
     ("connection", "disconnected_at"): "DisconnectedAt",
     ("connection", "removed_events"): "RemovedEvents",

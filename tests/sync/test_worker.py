@@ -263,6 +263,29 @@ async def test_an_item_reassigned_away_after_a_throttled_first_pass_leaves_the_c
     assert (await service.record()).outcome.status == "Syncing"
 
 
+async def test_the_event_count_stays_true_after_a_run_gave_up_having_written() -> None:
+    """A run that gave up may have made an event it never counted; removing that event later
+    must not take one off the count: the next pass counts the links, and the quiet cycles
+    after it keep that count."""
+    service = Service()
+    user = service.mailbox()
+    await service.deliver(appointment_at(1, starts=tomorrow()))
+    await service.run()
+    await service.deliver(appointment_at(1, coconut_id="A-1002", starts=tomorrow()))
+    service.world.calendar.lose_next_answers(1)  # made, its answer lost: the run gives up
+    assert (await service.run()).outcome == "deferred"
+    assert (await service.record()).outcome.count_unsure
+
+    await service.deliver(appointment_at(2, coconut_id="A-1002", status="cancelled"))
+    while service.world.queue.messages:
+        await service.run()
+    await service.run(sync("timer"))
+
+    assert service.events(user) == ["appointment:A-1001"]
+    record = await service.record()
+    assert (record.outcome.event_count, record.outcome.count_unsure) == (1, False)
+
+
 async def _marked_not_committed(service: Service) -> tuple[MailboxUser, str, DesiredItem]:
     """A known staff member, and a first delivery of A-1002 between its mark and its commit:
     the intake marked the row; the item's record is what it is about to insert."""
