@@ -207,6 +207,17 @@ async def test_creates_with_new_transaction_ids_make_new_events(mailboxes: Mailb
     assert sorted(e.id for e in found) == sorted([first.id, second.id])
 
 
+async def test_creates_for_two_mailboxes_in_turn_land_each_in_its_own(
+    mailboxes: MailboxesSide,
+) -> None:
+    kim, lee = mailbox(mailboxes), mailbox(mailboxes)
+
+    for user_id in (kim, lee, kim, lee, lee):
+        await create(mailboxes, user_id, event_body("Opening an account", 2))
+
+    assert (mailboxes.event_count(kim), mailboxes.event_count(lee)) == (2, 3)
+
+
 async def test_an_update_makes_a_new_change_key(mailboxes: MailboxesSide) -> None:
     user_id = mailbox(mailboxes)
     created = await create(mailboxes, user_id, event_body("Opening an account", 2))
