@@ -33,7 +33,7 @@ from typing import Final, Literal
 
 from sync.errors import ConcurrentUpdate
 from sync.ports import StaffStore
-from sync.staff_record import Lease, Rerun, Roster, StaffChanges, StaffRecord
+from sync.staff_record import Lease, Outcome, Rerun, Roster, StaffChanges, StaffRecord
 
 # A process's workers share this prefix: the lease's owner shows which process holds it.
 PROCESS_ID: Final = f"worker-{uuid.uuid4().hex[:12]}"
@@ -153,6 +153,10 @@ async def take(
         until = record.lease.until
         if until is not None and until > now and record.lease.owner != owner:
             raise LeaseHeld(staff_id, until)
+        if record.lease.owner and record.lease.owner != owner:
+            # Its holder died part way (a pass lets go when it ends), perhaps after writing to
+            # the calendar: the event count is not known any more (`Outcome.count_unsure`).
+            changes = changes.then(StaffChanges(outcome=Outcome(count_unsure=True)))
         etag = await store.merge(staff_id, changes, if_match=record.etag)
     except ConcurrentUpdate:
         if known is not None:  # written since: look at it as it stands

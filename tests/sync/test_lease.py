@@ -166,6 +166,25 @@ async def test_an_expired_lease_can_be_taken(store: WriteLog) -> None:
     assert (await stored(store, staff_id)).lease.owner == held.owner
 
 
+async def test_a_lease_taken_from_a_holder_that_died_leaves_the_count_unsure(
+    store: WriteLog,
+) -> None:
+    """The holder may have written events it never counted; a pass that let go did not."""
+    staff_id, other = await staff_member(store), await staff_member(store)
+    died = await StaffLease(store, timedelta(milliseconds=100)).acquire(staff_id)
+    finished = await StaffLease(store, MINUTE).acquire(other)
+    await finished.finish_pass(done())
+    await asyncio.sleep(0.2)
+
+    held = await StaffLease(store, MINUTE).acquire(staff_id)
+    after_a_finished_pass = await StaffLease(store, MINUTE).acquire(other)
+
+    assert held.owner != died.owner
+    assert held.record.outcome.count_unsure
+    assert (await stored(store, staff_id)).outcome.count_unsure
+    assert not after_a_finished_pass.record.outcome.count_unsure
+
+
 # ----- finishing a pass ----------------------------------------------------------------------
 
 
