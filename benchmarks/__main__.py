@@ -26,7 +26,7 @@ from benchmarks import (
     timer_fanout,
     webhook_latency,
 )
-from benchmarks.machine import Machine
+from benchmarks.machine import Machine, reference_loop_seconds
 from benchmarks.plan import FULL, QUICK, Plan
 from benchmarks.report import Section, console_lines, render
 from local.azurite import REPO_ROOT, Azurite
@@ -80,6 +80,7 @@ async def _run_one(name: str, measurement: Measurement, azurite: Azurite, plan: 
         traceback.print_exc()
         section = Section(name, name.replace("_", " "), failed=f"{type(error).__name__}: {error}")
     section.seconds = time.monotonic() - started
+    section.reference_after = reference_loop_seconds()
     return section
 
 

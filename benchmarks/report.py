@@ -45,6 +45,9 @@ class Section:
     table_rows: list[tuple[str, ...]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # The reference loop (`benchmarks.machine`) timed right after the section: the machine's
+    # speed can change within a run, and a slower machine moves every CPU figure with it.
+    reference_after: float | None = None
     failed: str = ""
 
 
@@ -120,7 +123,12 @@ def render(sections: list[Section], machine: Machine, commands: list[str], *, qu
         lines += [f"- {note}" for note in section.notes]
         if section.notes:
             lines.append("")
-        lines.append(f"_Measured in {section.seconds:.0f} s._")
+        after = (
+            f"; reference loop right after: {section.reference_after * 1000:.0f} ms"
+            if section.reference_after is not None
+            else ""
+        )
+        lines.append(f"_Measured in {section.seconds:.0f} s{after}._")
     return "\n".join(lines).rstrip() + "\n"
 
 

@@ -57,6 +57,8 @@ def test_every_measurement_has_a_section_with_measured_numbers(
         [body] = [text for heading, text in sections.items() if heading.startswith(title)]
         assert "measurement failed" not in body
         assert MEASURED.search(body), f"no measured figure in section {title!r}"
+        # The machine's speed as the section ended: a run on a machine that slowed down shows.
+        assert re.search(r"reference loop right after: \d+ ms\._$", body, re.MULTILINE), title
 
 
 def test_report_states_the_machine_the_commands_and_targets(
