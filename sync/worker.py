@@ -321,15 +321,18 @@ class StaffWorker:
                 if request.full
                 else max(0, event_count + export.created - export.removed)
             )
+            # A full pass counts from the links already (`export.events`), as does an import
+            # round that read the working window.
+            count_known = request.full
             if _imports(request, record):
                 if self._importer is not None:
-                    learned = learned.then(
-                        await self._import(staff_id, user, record, full=request.full)
-                    )
-                    event_count = learned.outcome.event_count if learned.outcome else event_count
+                    imported = await self._import(staff_id, user, record, full=request.full)
+                    learned = learned.then(imported)
+                    if imported.outcome is not None:
+                        event_count, count_known = imported.outcome.event_count, True
                 if self._subscriptions is not None:
                     learned = learned.then(await self._subscribe(staff_id, user, record))
-            if record.outcome.count_unsure or export.count_unsure:
+            if not count_known and (record.outcome.count_unsure or export.count_unsure):
                 # The changes alone do not say how many events there are now (a run gave up
                 # after writing, or an earlier create's event was found): count the links.
                 event_count = await self._count_events(staff_id)
