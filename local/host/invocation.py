@@ -23,6 +23,7 @@ from azure.storage.queue.aio import QueueClient
 from local.host.config import QueueOptions
 from local.host.discovery import OutputBinding
 from sync.storage.account import storage_transport
+from sync.storage.lean_clients import random_request_id
 
 T = TypeVar("T")
 log = logging.getLogger("local.host")
@@ -194,7 +195,9 @@ class FunctionInvoker:
         for message in messages:
             if not isinstance(message, str | bytes):
                 raise TypeError(f"queue output {binding.arg_name} takes str or bytes")
-            await client.send_message(encode_message(message, self._options))
+            await client.send_message(
+                encode_message(message, self._options), client_request_id=random_request_id()
+            )
 
     async def _output_client(self, binding: OutputBinding) -> QueueClient:
         key = (binding.connection, binding.queue_name)

@@ -32,6 +32,7 @@ from local.host.invocation import (
     storage_connection_string,
 )
 from sync.storage.account import storage_transport
+from sync.storage.lean_clients import random_request_id
 
 log = logging.getLogger("local.host")
 
@@ -156,7 +157,9 @@ class QueueListener:
             return
         renewal.cancel()
         with contextlib.suppress(ResourceNotFoundError):
-            await self._queue.delete_message(message.id, message.pop_receipt)
+            await self._queue.delete_message(
+                message.id, message.pop_receipt, client_request_id=random_request_id()
+            )
 
     async def _keep_invisible(self, message: QueueMessage) -> None:
         """Renew the message's invisibility at half its lease, like the real host."""
@@ -185,7 +188,9 @@ class QueueListener:
         )
         await self._poison.send_message(encode_message(message.content, self._options))
         with contextlib.suppress(ResourceNotFoundError):
-            await self._queue.delete_message(message.id, message.pop_receipt)
+            await self._queue.delete_message(
+                message.id, message.pop_receipt, client_request_id=random_request_id()
+            )
 
 
 def _trigger_message(message: QueueMessage) -> func.QueueMessage:

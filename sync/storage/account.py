@@ -14,14 +14,6 @@ from azure.core.exceptions import (
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.core.pipeline.policies import (
-    AsyncRedirectPolicy,
-    CustomHookPolicy,
-    DistributedTracingPolicy,
-    HttpLoggingPolicy,
-    NetworkTraceLoggingPolicy,
-    ProxyPolicy,
-)
 from azure.core.pipeline.transport import AioHttpTransport
 from azure.data.tables.aio import TableClient, TableServiceClient
 from azure.storage.queue import BinaryBase64DecodePolicy, BinaryBase64EncodePolicy
@@ -30,6 +22,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from sync.errors import StorageUnavailable
 from sync.names import QUEUES, TABLES
 from sync.settings import Settings
+from sync.storage.lean_clients import lean_table_service, with_plain_entity_bodies
 
 T = TypeVar("T")
 
@@ -41,21 +34,6 @@ _PROXY_SETTINGS = (
     "http_proxy",
     "ALL_PROXY",
     "all_proxy",
-)
-
-# Policies the Tables SDK puts in every request's pipeline that have nothing to do here: HTTP
-# logging (the `azure` loggers stay at WARNING), network tracing (`logging_enable` is never
-# set), the SDK's own spans (off: `sync.telemetry.untrace_azure_sdk`), raw request hooks (none),
-# a `proxies` setting (proxies come from the environment, `storage_transport`) and redirects
-# (Table Storage answers none). Each still runs on every request: together 7-10 % of a table
-# request's CPU, measured on Azurite.
-IDLE_TABLE_POLICIES = (
-    HttpLoggingPolicy,
-    NetworkTraceLoggingPolicy,
-    DistributedTracingPolicy,
-    CustomHookPolicy,
-    ProxyPolicy,
-    AsyncRedirectPolicy,
 )
 
 
@@ -85,7 +63,7 @@ class StorageAccount:
     def from_settings(cls, settings: Settings) -> StorageAccount:
         if settings.uses_identity_storage:
             credential = _managed_identity(settings.storage_client_id)
-            tables = without_idle_policies(
+            tables = lean_table_service(
                 TableServiceClient(
                     endpoint=settings.storage_table_service_uri or "",
                     credential=credential,
@@ -103,7 +81,7 @@ class StorageAccount:
     @classmethod
     def from_connection_string(cls, connection: str) -> StorageAccount:
         return cls(
-            without_idle_policies(
+            lean_table_service(
                 TableServiceClient.from_connection_string(connection, transport=storage_transport())
             ),
             QueueServiceClient.from_connection_string(connection, transport=storage_transport()),
@@ -111,7 +89,7 @@ class StorageAccount:
         )
 
     def table(self, name: str) -> TableClient:
-        return self._tables.get_table_client(name)
+        return with_plain_entity_bodies(self._tables.get_table_client(name))
 
     def queue(self, name: str) -> QueueClient:
         # The Functions host reads queue messages as base64 (host.json messageEncoding).
@@ -145,15 +123,6 @@ def storage_transport() -> AioHttpTransport:
     Trusting the environment, aiohttp reads the proxy variables and ~/.netrc on a worker thread
     for every request: measured at a fifth of the host's CPU time per change in a burst."""
     return AioHttpTransport(use_env_settings=any(os.environ.get(name) for name in _PROXY_SETTINGS))
-
-
-def without_idle_policies(tables: TableServiceClient) -> TableServiceClient:
-    """`tables`, whose table clients (`get_table_client` builds them from the service client's
-    policy list) leave out `IDLE_TABLE_POLICIES`. The list is the SDK's own attribute: a test
-    holds the pinned SDK to it."""
-    policies = tables._policies
-    tables._policies = [p for p in policies if not isinstance(p, IDLE_TABLE_POLICIES)]
-    return tables
 
 
 def _managed_identity(client_id: str | None) -> AsyncTokenCredential:

@@ -9,6 +9,7 @@ from sync.concurrency import all_settled
 from sync.names import STAFF_SYNC_QUEUE
 from sync.staff_record import Roster
 from sync.storage.account import StorageAccount, guarded
+from sync.storage.lean_clients import random_request_id
 from sync.work import QueuedWork, StaffSyncRequest, SyncReason, fan_out
 
 # Azure Storage's limit for a message's initial invisibility.
@@ -71,4 +72,8 @@ class StorageWorkQueue:
     async def _put(self, payload: bytes, delay_seconds: float) -> None:
         # Queue Storage's delays are whole seconds: rounded up, never early.
         delay = max(0, min(int(delay_seconds + 0.999), MAX_DELAY_SECONDS))
-        await guarded(lambda: self._queue.send_message(payload, visibility_timeout=delay or None))
+        await guarded(
+            lambda: self._queue.send_message(
+                payload, visibility_timeout=delay or None, client_request_id=random_request_id()
+            )
+        )
