@@ -2,7 +2,7 @@
 requests on the wire.
 
 A burst is short of host CPU, and storage requests are most of what a change costs (about ten
-per exported change). Three things the Tables SDK does on every request are dropped or done
+per exported change). Four things the Tables SDK does on every request are dropped or done
 cheaper, and the queue's request ids are made the cheap way too:
 
 - **Idle policies** (`IDLE_TABLE_POLICIES`): HTTP logging (the `azure` loggers stay at WARNING),
@@ -19,9 +19,14 @@ cheaper, and the queue's request ids are made the cheap way too:
   itself, then passes it through its generated serializer, which walks every property again
   and calls `eval` on each type name: about a fifth of a merge's CPU. A body whose values are
   already plain JSON types comes out of that walk unchanged, so it is handed on as it is.
+- **The answer** (`PlainAnswers`): the generated deserializer walks every response header the
+  same way (about 5 us each, half a dozen per answer) and a point read's entity too. A header
+  that is text, and an entity whose values are all plain JSON types, come out of that walk
+  unchanged: they are handed on as they are.
 
 Measured on Azurite, the variants alternating in one process, 5 requests in flight: a merge
-1.11 -> 0.85 ms of client CPU, a point read 0.97 -> 0.87 ms.
+1.11 -> 0.85 ms of client CPU and a point read 0.97 -> 0.87 ms (request id and body); then a
+point read 0.93 -> 0.76 ms and a merge 0.74 -> 0.70 ms (fastest of 16 rounds; answers).
 
 Everything here reaches into attributes the pinned SDK (requirements.txt) keeps private;
 tests/sync/storage/test_lean_clients.py holds the SDK to them, so an upgrade that moves them
@@ -56,8 +61,10 @@ IDLE_TABLE_POLICIES: Final = (
 )
 # The value types the generated serializer leaves as they are (its `basic_types`).
 _PLAIN: Final = (str, int, bool, float)
-# The body type the Tables SDK gives an entity.
+# The body type the Tables SDK gives an entity, in a request and in a point read's answer.
 _ENTITY_BODY: Final = "{object}"
+# What the pipeline's ContentDecodePolicy leaves the parsed JSON answer under.
+_PARSED_ANSWER: Final = "deserialized_data"
 
 
 def random_request_id() -> str:
@@ -85,18 +92,46 @@ def lean_table_service(tables: TableServiceClient) -> TableServiceClient:
     return tables
 
 
+def _is_plain(entity: object) -> bool:
+    return type(entity) is dict and all(
+        value is None or type(value) in _PLAIN for value in entity.values()
+    )
+
+
+class PlainAnswers:
+    """Stands in for a table client's generated deserializer: a text header, or a point
+    read's entity of plain values, is handed on as it is; anything else goes to the
+    deserializer."""
+
+    def __init__(self, general: Any) -> None:
+        self._general = general
+
+    def __call__(self, target: str, data: Any, content_type: str | None = None) -> Any:
+        if target == "str" and (data is None or type(data) is str):
+            return data
+        if target == _ENTITY_BODY:
+            context = getattr(data, "context", None)
+            entity = context.get(_PARSED_ANSWER) if context else None
+            if _is_plain(entity):
+                return entity
+        return self._general(target, data, content_type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._general, name)
+
+
 def with_plain_entity_bodies(table: TableClient) -> TableClient:
-    """`table`, whose entity bodies skip the generated serializer's walk when every value is
-    a plain JSON type (what the SDK's own conversion leaves); any other body takes the walk."""
-    serializer = table._client.table._serialize
+    """`table`, whose entity bodies and answers skip the generated serializer's and
+    deserializer's walks when every value is a plain JSON type (what the SDK's own conversion
+    leaves, and what JSON parsing gives); anything else takes the walk."""
+    operations = table._client.table
+    # Called as `self._deserialize(...)`: a special method, so the object itself is replaced.
+    operations._deserialize = PlainAnswers(operations._deserialize)
+    serializer = operations._serialize
     walk: Callable[..., Any] = serializer.body
 
     def body(data: Any, data_type: str, **kwargs: Any) -> Any:
-        if (
-            data_type == _ENTITY_BODY
-            and type(data) is dict
-            and all(type(value) in _PLAIN for value in data.values())
-        ):
+        if data_type == _ENTITY_BODY and _is_plain(data):
             return data
         return walk(data, data_type, **kwargs)
 

@@ -26,6 +26,7 @@ from sync.names import STAFF_ITEMS_TABLE
 from sync.storage.account import StorageAccount
 from sync.storage.lean_clients import (
     IDLE_TABLE_POLICIES,
+    PlainAnswers,
     RandomRequestIdPolicy,
     random_request_id,
 )
@@ -157,6 +158,45 @@ async def test_a_plain_entity_body_skips_the_generated_serializer(
     assert written is data
     nested = {"Outer": {"Inner": 1}}
     assert installed(nested, "{object}") is not nested  # anything else is still walked
+
+
+class Recording:
+    """Stands in for a deserializer, noting the targets it is called with."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.targets: list[str] = []
+
+    def __call__(self, target: str, data: Any, content_type: str | None = None) -> Any:
+        self.targets.append(target)
+        return self.inner(target, data, content_type)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+async def test_a_point_reads_plain_answer_skips_the_generated_deserializer(
+    account: StorageAccount,
+) -> None:
+    table = account.table(STAFF_ITEMS_TABLE)
+    await table.upsert_entity(
+        {"PartitionKey": PARTITION, "RowKey": "item-4", "Pending": True}, mode=UpdateMode.MERGE
+    )
+    operations = table._client.table
+    answers = operations._deserialize
+    assert isinstance(answers, PlainAnswers)
+    general = Recording(answers._general)
+    answers._general = general
+    asked = Recording(answers)
+    operations._deserialize = asked
+
+    read = await table.get_entity(PARTITION, "item-4")
+
+    assert read["Pending"] is True
+    # The SDK still asks this deserializer for the entity and the text headers (else the
+    # saving is gone); neither reaches the generated one.
+    assert {"{object}", "str"} <= set(asked.targets)
+    assert not {"{object}", "str"} & set(general.targets)
 
 
 def test_the_table_request_id_policy_sets_a_random_id_unless_the_call_names_one() -> None:
