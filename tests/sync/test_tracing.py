@@ -15,35 +15,21 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
 from local.host.invocation import host_traceparent
-from sync.content_cipher import new_data_key
 from sync.errors import FunctionFailed, StorageUnavailable
 from sync.graph.calendar import GraphCalendar
 from sync.graph.calls import GraphCaller
 from sync.graph.client import build_graph_client
 from sync.http_tracing import TracedTransport
-from sync.settings import Settings
 from sync.telemetry import staff_context
 from sync.telemetry_pipeline import Pipeline
 from sync.trace_file import SpanFile, read_spans
 from sync.tracing import current_traceparent, invocation_span, message_span, remote_context
 from sync.work import StaffSyncRequest
 from tests.sync.conftest import Exported
+from tests.sync.loopback_settings import loopback_settings
 
 STAFF_EMAIL = "jane.doe@bank.example"
 MAILBOX_ID = "4f1c2e3a-0000-4000-8000-000000000001"
-
-
-def _settings() -> Settings:
-    return Settings.model_validate(
-        {
-            "GRAPH_BASE_URL": "http://127.0.0.1:8081/v1.0",
-            "GRAPH_AUTH": "none",
-            "COCONUT_API_BASE_URL": "http://127.0.0.1:8082/api/v2",
-            "COCONUT_API_KEY": "local-coconut-api-key",
-            "COCONUT_WEBHOOK_SECRET": "local-webhook-secret",
-            "SYNC_DATA_KEY": new_data_key(),
-        }
-    )
 
 
 def _graph(request: httpx.Request) -> httpx.Response:
@@ -83,7 +69,7 @@ async def _worker_run(body: str, host: str) -> None:
         ),
         staff_context(request.staff_id),
     ):
-        graph = build_graph_client(_settings(), transport=httpx.MockTransport(_graph))
+        graph = build_graph_client(loopback_settings(), transport=httpx.MockTransport(_graph))
         await GraphCalendar(graph, GraphCaller()).find_user(STAFF_EMAIL)
 
 

@@ -7,24 +7,10 @@ import httpx
 from kiota_abstractions.base_request_configuration import RequestConfiguration
 from msgraph.generated.users.item.events.events_request_builder import EventsRequestBuilder
 
-from sync.content_cipher import new_data_key
 from sync.graph.client import LEFT_OUT_MIDDLEWARE, _http_client, build_graph_client
-from sync.settings import Settings
+from tests.sync.loopback_settings import loopback_settings
 
 USER_ID = "4f1c2e3a-0000-4000-8000-000000000001"
-
-
-def _settings() -> Settings:
-    return Settings.model_validate(
-        {
-            "GRAPH_BASE_URL": "http://127.0.0.1:8081/v1.0",
-            "GRAPH_AUTH": "none",
-            "COCONUT_API_BASE_URL": "http://127.0.0.1:8082/api/v2",
-            "COCONUT_API_KEY": "local-coconut-api-key",
-            "COCONUT_WEBHOOK_SECRET": "local-webhook-secret",
-            "SYNC_DATA_KEY": new_data_key(),
-        }
-    )
 
 
 def middleware_names(client: httpx.AsyncClient) -> list[str]:
@@ -54,7 +40,7 @@ async def test_a_graph_request_follows_a_redirect_with_its_query_options_decoded
             return httpx.Response(302, headers={"Location": moved})
         return httpx.Response(200, json={"value": []})
 
-    client = build_graph_client(_settings(), transport=httpx.MockTransport(graph))
+    client = build_graph_client(loopback_settings(), transport=httpx.MockTransport(graph))
     options = RequestConfiguration(
         query_parameters=EventsRequestBuilder.EventsRequestBuilderGetQueryParameters(
             select=["subject"]
