@@ -22,7 +22,7 @@ from azure.storage.queue.aio import QueueClient, QueueServiceClient
 from sync.errors import StorageUnavailable
 from sync.names import QUEUES, TABLES
 from sync.settings import Settings
-from sync.storage.lean_clients import lean_table_service, with_plain_entity_bodies
+from sync.storage.lean_clients import lean_table_service, with_plain_entities
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ class StorageAccount:
         )
 
     def table(self, name: str) -> TableClient:
-        return with_plain_entity_bodies(self._tables.get_table_client(name))
+        return with_plain_entities(self._tables.get_table_client(name))
 
     def queue(self, name: str) -> QueueClient:
         # The Functions host reads queue messages as base64 (host.json messageEncoding).

@@ -15,7 +15,7 @@ cheaper, and the queue's request ids are made the cheap way too:
   daemon runs (the usual container). A random UUID is as unique and costs none. The Queue SDK
   does the same unless the call names an id: queue calls on the hot path pass
   `client_request_id=random_request_id()`.
-- **The entity body** (`with_plain_entity_bodies`): the SDK converts an entity to JSON types
+- **The entity body** (`with_plain_entities`): the SDK converts an entity to JSON types
   itself, then passes it through its generated serializer, which walks every property again
   and calls `eval` on each type name: about a fifth of a merge's CPU. A body whose values are
   already plain JSON types comes out of that walk unchanged, so it is handed on as it is.
@@ -120,7 +120,7 @@ class PlainAnswers:
         return getattr(self._general, name)
 
 
-def with_plain_entity_bodies(table: TableClient) -> TableClient:
+def with_plain_entities(table: TableClient) -> TableClient:
     """`table`, whose entity bodies and answers skip the generated serializer's and
     deserializer's walks when every value is a plain JSON type (what the SDK's own conversion
     leaves, and what JSON parsing gives); anything else takes the walk."""
